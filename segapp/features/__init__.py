@@ -1,0 +1,30 @@
+"""Feature extractors: a registry keyed by name (``classical``, ``effnet-lite0``, ``vgg16``,
+``dinov2-s``, ``timm:<model>``) and combinations ``"a+b"``.
+
+Examples
+--------
+>>> from segapp.features import get_extractor, list_extractors
+>>> "classical" in [e["name"] for e in list_extractors()]
+True
+"""
+
+from .base import (  # noqa: F401
+    CombinedExtractor,
+    FeatureExtractor,
+    extract_tiled,
+    get_extractor,
+    register,
+    registered,
+)
+from . import classical  # noqa: F401  (registers "classical")
+from . import deep  # noqa: F401  (registers the network backbones; torch is imported lazily)
+from .cache import FeatureCache  # noqa: F401
+
+
+def list_extractors() -> list[dict]:
+    """Registered extractors with availability: ``[{name, description, available, message}]``."""
+    out = []
+    for name, cls in sorted(registered().items()):
+        ok, msg = cls.availability()
+        out.append({"name": name, "description": cls.description, "available": ok, "message": msg})
+    return out
