@@ -1,0 +1,363 @@
+"""Plotly shapes -> label image, in image pixel units.
+
+A shape is a dict as found in ``figure.layout.shapes`` or a Dash ``relayoutData`` event.  Its
+class and stroke width (in IMAGE pixels, not screen pixels) travel in ``shape["name"]`` as
+``"class=<id>;width=<px>"`` (see :func:`shape_name`); the plotly ``line.width`` is ignored.
+Coordinates are plotly data coordinates: x = column, y = row, pixel centres at integers.
+
+Rasterisation rules (:func:`shapes_to_labels`):
+
+- open path ``M x,y L x,y ...`` and ``line``: a stroke, i.e. every pixel whose centre lies
+  within width/2 of the polyline, plus the pixels of a 1-px Bresenham line through the
+  rounded vertices (so thin strokes stay connected).  A single point paints a dot.
+- closed path (subpath ending in ``Z``): the polygon filled (even-odd rule, as plotly's
+  default ``fillrule``) plus its outline stroke.
+- ``rect`` (x0, y0, x1, y1) and ``circle`` (the ellipse inscribed in that box): filled, grown
+  by width/2 on every side (the outline stroke plotly draws; square corners for rect).
+- later shapes overwrite earlier ones; class 0 is the eraser (its pixels go back to 0).
+- everything is clipped to the image.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+
+import numpy as np
+from skimage.draw import line as _bresenham
+
+from .errors import AnnotationError
+
+MAX_CLASS_ID = 65535
+_CHUNK = 48  # long segments are rasterised in pieces so each bounding box stays small
+_TOKEN = re.compile(r"\s*,?\s*(?:([MmLlHhVvZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))")
+_EDIT_KEY = re.compile(r"^shapes\[(\d+)\](?:\.(.+))?$")
+
+
+def shape_name(class_id: int, width: float) -> str:
+    """The ``name`` of a shape that paints class ``class_id`` with a ``width``-pixel brush.
+
+    Examples
+    --------
+    >>> shape_name(2, 5)
+    'class=2;width=5'
+    >>> parse_shape_name(shape_name(1, 2.5))
+    (1, 2.5)
+    """
+    w = float(width)
+    return f"class={int(class_id)};width={int(w) if w.is_integer() else repr(w)}"
+
+
+def parse_shape_name(name) -> tuple[int, float | None]:
+    """Read ``(class_id, width)`` from ``"class=<id>;width=<px>"``; width is None when absent.
+
+    Keys are separated by ``;`` (spaces allowed) and unknown keys are ignored.  A missing or
+    invalid class, or a width that is not a positive number, raises AnnotationError.
+
+    Examples
+    --------
+    >>> parse_shape_name("class=3; width=7")
+    (3, 7.0)
+    >>> parse_shape_name("class=1")
+    (1, None)
+    """
+    fields = {}
+    for part in str(name or "").split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    if "class" not in fields:
+        raise AnnotationError(f"shape has no class (name {name!r}; expected 'class=<id>;width=<px>')")
+    try:
+        class_id = int(fields["class"])
+    except ValueError:
+        raise AnnotationError(f"shape class {fields['class']!r} is not an integer") from None
+    if not 0 <= class_id <= MAX_CLASS_ID:
+        raise AnnotationError(f"shape class {class_id} is outside 0..{MAX_CLASS_ID}")
+    if "width" not in fields:
+        return class_id, None
+    try:
+        width = float(fields["width"])
+    except ValueError:
+        width = float("nan")
+    if not (math.isfinite(width) and width > 0):
+        raise AnnotationError(f"shape width {fields['width']!r} is not a positive number")
+    return class_id, width
+
+
+def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
+    """Split an SVG path (M, L, H, V, Z; absolute or relative) into ``(points, closed)`` subpaths.
+
+    ``points`` is an ``(N, 2)`` float array of (x, y).  Curves and arcs raise AnnotationError.
+
+    Examples
+    --------
+    >>> [(p.tolist(), closed) for p, closed in parse_path("M1,2L3,4 5 6Z")]
+    [([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], True)]
+    >>> parse_path("M 0 0 h 2 v 3")[0][0].tolist()
+    [[0.0, 0.0], [2.0, 0.0], [2.0, 3.0]]
+    """
+    text = str(path or "").strip().rstrip(",").rstrip()
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            bad = text[pos:].lstrip(" ,")[:1]
+            raise AnnotationError(f"unsupported path command {bad!r} (only M, L, H, V and Z are drawn)")
+        tokens.append(m.group(1) or float(m.group(2)))
+        pos = m.end()
+    subpaths, points, cmd = [], [], None
+    cur = start = (0.0, 0.0)
+    i, started = 0, False
+    while i < len(tokens):
+        if isinstance(tokens[i], str):
+            cmd = tokens[i]
+            i += 1
+            if cmd in "Zz":
+                if points:
+                    subpaths.append((np.array(points), True))
+                points, cur, cmd = [], start, None
+            continue
+        if cmd is None or (cmd not in "Mm" and not started):
+            raise AnnotationError(f"path {text[:40]!r} must start with M")
+        started = True
+        need = 1 if cmd in "HhVv" else 2
+        args = tokens[i:i + need]
+        if len(args) < need or any(isinstance(a, str) for a in args):
+            raise AnnotationError(f"path {text[:40]!r}: command {cmd} lacks coordinates")
+        i += need
+        rel = cmd.islower()
+        x, y = cur
+        if cmd in "Hh":
+            x = args[0] + (x if rel else 0)
+        elif cmd in "Vv":
+            y = args[0] + (y if rel else 0)
+        else:
+            x, y = (args[0] + x, args[1] + y) if rel else (args[0], args[1])
+        if cmd in "Mm":
+            if points:
+                subpaths.append((np.array(points), False))
+            points, start = [], (x, y)
+            cmd = "l" if rel else "L"  # further pairs after M are implicit line-tos
+        elif not points:
+            points = [cur]  # drawing after Z continues from the closed subpath's start
+        points.append((x, y))
+        cur = (x, y)
+    if points:
+        subpaths.append((np.array(points), False))
+    return subpaths
+
+
+def _clip_segment(p0, p1, box):
+    """Liang-Barsky: the part of segment p0-p1 inside box (xmin, ymin, xmax, ymax), or None."""
+    (x0, y0), (x1, y1) = p0, p1
+    dx, dy = x1 - x0, y1 - y0
+    t0, t1 = 0.0, 1.0
+    for p, q in ((-dx, x0 - box[0]), (dx, box[2] - x0), (-dy, y0 - box[1]), (dy, box[3] - y0)):
+        if p == 0:
+            if q < 0:
+                return None
+        elif p < 0:
+            t0 = max(t0, q / p)
+        else:
+            t1 = min(t1, q / p)
+    if t0 > t1:
+        return None
+    return (x0 + t0 * dx, y0 + t0 * dy), (x0 + t1 * dx, y0 + t1 * dy)
+
+
+def _span(lo: float, hi: float, n: int) -> tuple[int, int]:
+    """Integer pixel centres in [lo, hi], clipped to 0..n-1 (may be empty: a > b)."""
+    return max(0, math.ceil(lo - 1e-9)), min(n - 1, math.floor(hi + 1e-9))
+
+
+def _capsule(out, a, b, r, value) -> None:
+    """Pixels whose centre is within r of segment a-b, computed in its bounding box only."""
+    (x0, y0), (x1, y1) = a, b
+    c0, c1 = _span(min(x0, x1) - r, max(x0, x1) + r, out.shape[1])
+    r0, r1 = _span(min(y0, y1) - r, max(y0, y1) + r, out.shape[0])
+    if c0 > c1 or r0 > r1:
+        return
+    xs = np.arange(c0, c1 + 1, dtype=np.float64)[None, :] - x0
+    ys = np.arange(r0, r1 + 1, dtype=np.float64)[:, None] - y0
+    dx, dy = x1 - x0, y1 - y0
+    l2 = dx * dx + dy * dy
+    t = np.clip((xs * dx + ys * dy) / l2, 0, 1) if l2 > 0 else 0.0
+    d2 = (xs - t * dx) ** 2 + (ys - t * dy) ** 2
+    out[r0:r1 + 1, c0:c1 + 1][d2 <= r * r * (1 + 1e-9) + 1e-12] = value
+
+
+def _stroke(out, points, r, value) -> None:
+    h, w = out.shape
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) == 1:
+        pts = np.vstack([pts, pts])
+    box = (-r - 2, -r - 2, w + r + 1, h + r + 1)
+    for p0, p1 in zip(pts[:-1], pts[1:]):
+        seg = _clip_segment(p0, p1, box)
+        if seg is None:
+            continue
+        a, b = np.asarray(seg[0]), np.asarray(seg[1])
+        n = max(1, math.ceil(np.hypot(*(b - a)) / _CHUNK))
+        for k in range(n):
+            _capsule(out, a + (b - a) * k / n, a + (b - a) * (k + 1) / n, r, value)
+        (ca, ra), (cb, rb) = np.floor(a + 0.5).astype(int), np.floor(b + 0.5).astype(int)
+        rr, cc = _bresenham(ra, ca, rb, cb)
+        keep = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        out[rr[keep], cc[keep]] = value
+
+
+def _fill_polygon(out, rings, value) -> None:
+    """Even-odd scanline fill of pixel centres inside closed rings (O(rows x edges), no per-pixel tests)."""
+    h, w = out.shape
+    x, y = np.concatenate([np.asarray(r, dtype=np.float64) for r in rings]).T
+    x2, y2 = np.concatenate([np.roll(np.asarray(r, dtype=np.float64), -1, axis=0) for r in rings]).T
+    keep = y != y2  # horizontal edges never cross a scanline
+    x, y, x2, y2 = x[keep], y[keep], x2[keep], y2[keep]
+    if not len(y):
+        return
+    r0, r1 = _span(y.min(), y.max(), h)
+    block = max(1, 4_000_000 // max(len(x), w + 1))  # bounds both temporaries
+    for b0 in range(r0, r1 + 1, block):
+        rows = np.arange(b0, min(r1 + 1, b0 + block))
+        ri, e = np.nonzero((rows[:, None] >= np.minimum(y, y2)) & (rows[:, None] < np.maximum(y, y2)))
+        xi = x[e] + (rows[ri] - y[e]) * (x2[e] - x[e]) / (y2[e] - y[e])
+        order = np.lexsort((xi, ri))  # by row, then x: each row holds an even number of crossings
+        ri, xi = ri[order], xi[order]
+        c0 = np.clip(np.ceil(xi[0::2] - 1e-9), 0, w).astype(np.intp)
+        c1 = np.clip(np.floor(xi[1::2] + 1e-9) + 1, 0, w).astype(np.intp)
+        ok = c1 > c0
+        diff = np.zeros((len(rows), w + 1), np.int32)
+        np.add.at(diff, (ri[0::2][ok], c0[ok]), 1)
+        np.add.at(diff, (ri[0::2][ok], c1[ok]), -1)
+        out[b0:b0 + len(rows)][np.cumsum(diff[:, :w], axis=1, dtype=np.int32) > 0] = value
+
+
+def _coords(shape, keys, i) -> list[float]:
+    try:
+        vals = [float(shape[k]) for k in keys]
+    except (KeyError, TypeError, ValueError):
+        raise AnnotationError(f"shape {i} ({shape.get('type')}) needs numeric {', '.join(keys)}") from None
+    if not all(map(math.isfinite, vals)):
+        raise AnnotationError(f"shape {i} ({shape.get('type')}) has non-finite coordinates")
+    return vals
+
+
+def _draw(out, shape, i, value, r) -> None:
+    kind = shape.get("type") or ("path" if "path" in shape else "rect")
+    h, w = out.shape
+    if kind == "path":
+        subpaths = parse_path(shape.get("path"))
+        rings = [pts for pts, closed in subpaths if closed and len(pts) >= 3]
+        if rings:  # even-odd across all closed subpaths: an inner ring is a hole
+            _fill_polygon(out, rings, value)
+        for pts, closed in subpaths:
+            _stroke(out, np.vstack([pts, pts[:1]]) if closed else pts, r, value)
+    elif kind == "line":
+        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
+        _stroke(out, [(x0, y0), (x1, y1)], r, value)
+    elif kind == "rect":
+        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
+        c0, c1 = _span(min(x0, x1) - r, max(x0, x1) + r, w)
+        r0, r1 = _span(min(y0, y1) - r, max(y0, y1) + r, h)
+        out[r0:r1 + 1, c0:c1 + 1] = value
+    elif kind == "circle":
+        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
+        cx, cy, ax, ay = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2 + r, abs(y1 - y0) / 2 + r
+        c0, c1 = _span(cx - ax, cx + ax, w)
+        r0, r1 = _span(cy - ay, cy + ay, h)
+        if c0 > c1 or r0 > r1:
+            return
+        xs = (np.arange(c0, c1 + 1) - cx)[None, :] / ax
+        ys = (np.arange(r0, r1 + 1) - cy)[:, None] / ay
+        out[r0:r1 + 1, c0:c1 + 1][xs * xs + ys * ys <= 1 + 1e-9] = value
+    else:
+        raise AnnotationError(f"shape {i} has unsupported type {kind!r} (use path, rect, circle or line)")
+
+
+def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarray:
+    """Rasterise plotly shapes into a label image (0 = unlabelled), following the module rules.
+
+    Parameters
+    ----------
+    shapes : list of dict
+        Each with ``name`` = ``"class=<id>;width=<px>"`` (:func:`shape_name`).
+    shape_hw : tuple
+        ``(H, W)`` of the image (extra trailing entries are ignored).
+    default_width : float
+        Stroke width in image pixels for shapes whose name has no width.
+
+    Returns
+    -------
+    ndarray, (H, W), uint8 (uint16 when a class id exceeds 255)
+
+    Examples
+    --------
+    >>> s = {"type": "path", "path": "M1,2L5,2", "name": shape_name(1, 3)}
+    >>> shapes_to_labels([s], (5, 7))
+    array([[0, 0, 0, 0, 0, 0, 0],
+           [1, 1, 1, 1, 1, 1, 1],
+           [1, 1, 1, 1, 1, 1, 1],
+           [1, 1, 1, 1, 1, 1, 1],
+           [0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
+    """
+    h, w = int(shape_hw[0]), int(shape_hw[1])
+    if h <= 0 or w <= 0:
+        raise AnnotationError(f"image shape must be positive, got {h} x {w}")
+    parsed = []
+    for i, shape in enumerate(shapes or []):
+        if not isinstance(shape, dict):
+            raise AnnotationError(f"shape {i} is not a dict")
+        try:
+            class_id, width = parse_shape_name(shape.get("name"))
+        except AnnotationError as exc:
+            raise AnnotationError(f"shape {i}: {exc}") from None
+        parsed.append((shape, class_id, default_width if width is None else width))
+    top = max((c for _, c, _ in parsed), default=0)
+    out = np.zeros((h, w), np.uint8 if top < 256 else np.uint16)
+    for i, (shape, class_id, width) in enumerate(parsed):
+        try:
+            _draw(out, shape, i, class_id, float(width) / 2)
+        except AnnotationError as exc:
+            if str(exc).startswith(f"shape {i} "):
+                raise
+            raise AnnotationError(f"shape {i}: {exc}") from None
+    return out
+
+
+def apply_relayout(shapes, relayout_data) -> list[dict]:
+    """The shapes list after a Dash ``relayoutData`` event; inputs are not modified.
+
+    A ``"shapes"`` key replaces the whole list; ``"shapes[i].key"`` (dotted for nested keys,
+    e.g. ``"shapes[0].line.width"``) edits one shape; ``"shapes[i]"`` replaces it, or deletes
+    it when the value is None.  Other keys (zoom, pan, dragmode, ...) are ignored.
+
+    Examples
+    --------
+    >>> old = [{"type": "rect", "x0": 0, "y0": 0, "x1": 2, "y1": 2, "name": "class=1"}]
+    >>> new = apply_relayout(old, {"shapes[0].x1": 5, "xaxis.range[0]": 3})
+    >>> new[0]["x1"], old[0]["x1"]
+    (5, 2)
+    """
+    data = relayout_data or {}
+    result = copy.deepcopy(list(data["shapes"] if "shapes" in data else shapes or []))
+    deleted = set()
+    for key, value in data.items():
+        m = _EDIT_KEY.match(key)
+        if not m:
+            continue
+        i, attr = int(m.group(1)), m.group(2)
+        if i >= len(result):
+            raise AnnotationError(f"relayout edits shape {i} but only {len(result)} shapes exist")
+        if attr is None:
+            if value is None:
+                deleted.add(i)
+            else:
+                result[i] = copy.deepcopy(value)
+            continue
+        target = result[i]
+        *parents, leaf = attr.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = copy.deepcopy(value)
+    return [s for i, s in enumerate(result) if i not in deleted]
