@@ -1,0 +1,234 @@
+"""The ``.segapp`` model file: a zip of a JSON manifest and a skops classifier.
+
+Loading never executes code from the file: the classifier is read with
+``skops.io.loads`` and an explicit list of trusted types (random-forest parts
+only); the manifest is plain JSON and validated field by field.  A SHA-256 of
+the classifier blob is recorded in the manifest, so edited or truncated files
+are refused.  Pickles, foreign zips and files from a newer format are refused
+with a one-line :class:`~segapp.errors.ModelFileError`.
+
+Layout::
+
+    model.segapp (zip)
+      manifest.json     format, versions, extractor config, classes, normalisation, digest
+      classifier.skops  the RandomForestClassifier
+
+Examples
+--------
+>>> import numpy as np
+>>> from segapp.segmenter import Segmenter
+>>> img = np.random.default_rng(0).random((32, 32))
+>>> lab = np.zeros((32, 32), np.uint8); lab[:4] = 1; lab[-4:] = 2
+>>> seg = Segmenter(feature_params={"sigmas": [1.0]}, n_estimators=3).fit(img, lab)
+>>> again = load_segmenter(dump_segmenter(seg))
+>>> bool((again.predict(img) == seg.predict(img)).all())
+True
+>>> load_segmenter(b"not a model")
+Traceback (most recent call last):
+...
+segapp.errors.ModelFileError: not a segapp model file (not a zip archive)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import platform
+import zipfile
+from datetime import datetime, timezone
+
+import numpy as np
+
+from . import __version__
+from .errors import ModelFileError, SegappError
+
+FORMAT = "segapp-model"
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 2 * 1024**3
+TRUSTED_TYPES = [
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+]
+
+
+def _versions() -> dict:
+    import sklearn
+    import skops
+
+    v = {"segapp": __version__, "python": platform.python_version(), "numpy": np.__version__,
+         "scikit-learn": sklearn.__version__, "skops": skops.__version__}
+    try:
+        from importlib.metadata import version
+
+        v["torch"], v["timm"] = version("torch"), version("timm")
+    except Exception:  # pragma: no cover - torch is a hard dependency, but the file stays valid without
+        pass
+    return v
+
+
+def dump_segmenter(seg) -> bytes:
+    """Serialise a trained :class:`~segapp.segmenter.Segmenter` to model-file bytes."""
+    import skops.io as sio
+
+    seg._check_fitted()
+    blob = sio.dumps(seg.classifier_)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "extractor": seg.extractor.config(),
+        "normalization": seg.normalization,
+        "n_channels": seg.n_channels_,
+        "n_features": int(seg.classifier_.n_features_in_),
+        "classes": seg.classes,
+        "classifier": {"type": "RandomForestClassifier", "n_estimators": seg.n_estimators,
+                       "max_depth": seg.max_depth, "random_state": seg.random_state},
+        "auto_report": seg.auto_report,
+        "training": seg.training_info,
+        "sha256": {"classifier.skops": hashlib.sha256(blob).hexdigest()},
+    }
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", json.dumps(manifest, indent=1))
+        z.writestr("classifier.skops", blob)
+    return buf.getvalue()
+
+
+def read_manifest(data: bytes) -> tuple[dict, bytes]:
+    """Validate the container and return ``(manifest, classifier_blob)``."""
+    if not data:
+        raise ModelFileError("the model file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError("the model file is larger than 2 GB")
+    if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q"):
+        raise ModelFileError("this looks like a pickle file; segapp never unpickles model files")
+    if not zipfile.is_zipfile(_io.BytesIO(data)):
+        raise ModelFileError("not a segapp model file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as z:
+            names = set(z.namelist())
+            if "manifest.json" not in names or "classifier.skops" not in names:
+                raise ModelFileError("not a segapp model file (zip without manifest.json/classifier.skops)")
+            manifest = json.loads(z.read("manifest.json"))
+            blob = z.read("classifier.skops")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError) as e:
+        raise ModelFileError(f"the model file is damaged ({type(e).__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError("not a segapp model file (unknown manifest format)")
+    fv = manifest.get("format_version")
+    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+        raise ModelFileError(f"model file format {fv} is newer than this segapp supports ({FORMAT_VERSION}); upgrade segapp")
+    expected = (manifest.get("sha256") or {}).get("classifier.skops")
+    if expected != hashlib.sha256(blob).hexdigest():
+        raise ModelFileError("the model file was modified after saving (checksum mismatch); refusing to load it")
+    return manifest, blob
+
+
+_PLAIN_NODES = {"DictNode", "ListNode", "JsonNode", "TupleNode", "NdArrayNode"}
+
+
+def schema_types(blob: bytes) -> set[str]:
+    """Every type a skops blob would construct, read from its JSON schema (nothing is loaded).
+
+    Plain containers and NumPy arrays are reported as their node kind; objects
+    and type references as ``module.Class``.
+    """
+    with zipfile.ZipFile(_io.BytesIO(blob)) as z:
+        schema = json.loads(z.read("schema.json"))
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "__class__" in node:
+                loader = node.get("__loader__", "")
+                name = f"{node.get('__module__')}.{node['__class__']}"
+                plain = loader in _PLAIN_NODES or (loader == "TypeNode" and node.get("__module__") in ("builtins", "numpy"))
+                found.add(loader if plain else name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return found
+
+
+def _load_classifier(blob: bytes, manifest: dict):
+    import skops.io as sio
+
+    try:
+        untrusted = schema_types(blob) - set(TRUSTED_TYPES) - _PLAIN_NODES - {"TypeNode"}
+        untrusted |= set(sio.get_untrusted_types(data=blob)) - set(TRUSTED_TYPES)
+    except Exception as e:
+        raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
+    if untrusted:
+        raise ModelFileError(f"the model file contains untrusted types {sorted(untrusted)}; refusing to load it")
+    try:
+        clf = sio.loads(blob, trusted=TRUSTED_TYPES)
+    except Exception as e:
+        made = (manifest.get("versions") or {}).get("scikit-learn", "?")
+        import sklearn
+
+        raise ModelFileError(f"the classifier cannot be loaded (saved with scikit-learn {made}, this is "
+                             f"{sklearn.__version__}): {type(e).__name__}") from None
+    from sklearn.ensemble import RandomForestClassifier
+
+    if type(clf) is not RandomForestClassifier:
+        raise ModelFileError(f"unexpected classifier type {type(clf).__name__} in the model file")
+    return clf
+
+
+def load_segmenter(source, cls=None):
+    """Read a model file (path, bytes or binary file object) into a Segmenter.
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a segapp model, was modified, is from a newer format,
+        contains untrusted types, or names an unknown feature extractor.
+    """
+    from .features import get_extractor
+    from .segmenter import Segmenter
+
+    cls = cls or Segmenter
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read()
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            raise ModelFileError(f"cannot read model file {source}: {e.strerror or e}") from None
+    manifest, blob = read_manifest(data)
+    try:
+        extractor = get_extractor(manifest["extractor"])
+        classes = [{"id": int(c["id"]), "name": str(c["name"]), "color": str(c["color"])}
+                   for c in manifest["classes"]]
+        norm = {k: manifest["normalization"][k] for k in ("method", "low", "high")}
+        n_channels = int(manifest["n_channels"])
+        n_features = int(manifest["n_features"])
+    except SegappError as e:
+        raise ModelFileError(f"the model file needs an unavailable feature extractor: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"the model file's manifest is incomplete ({type(e).__name__}: {e})") from None
+    clf = _load_classifier(blob, manifest)
+    if extractor.n_features(n_channels) != n_features or clf.n_features_in_ != n_features:
+        raise ModelFileError("the model file is inconsistent: its classifier does not match its feature extractor")
+    if [c["id"] for c in classes] != [int(c) for c in clf.classes_]:
+        raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
+    params = manifest.get("classifier") or {}
+    seg = cls(features=extractor.config(), normalization=norm, classes=classes,
+              n_estimators=params.get("n_estimators", 50), max_depth=params.get("max_depth"),
+              random_state=params.get("random_state", 0))
+    seg.classifier_ = clf
+    seg.n_channels_ = n_channels
+    seg.auto_report = manifest.get("auto_report")
+    seg.training_info = manifest.get("training") or {}
+    seg.manifest = manifest
+    return seg

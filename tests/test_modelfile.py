@@ -1,0 +1,133 @@
+"""Model file: round trip, and refusal of pickles, edited, foreign and newer files."""
+
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from segapp.errors import ModelFileError
+from segapp.modelfile import FORMAT_VERSION
+from segapp.segmenter import Segmenter
+
+
+@pytest.fixture(scope="module")
+def trained():
+    rng = np.random.default_rng(1)
+    img = rng.random((48, 64)).astype(np.float32)
+    img[:, 32:] += 1.5
+    lab = np.zeros(img.shape, np.uint8)
+    lab[5:8, 2:20] = 1
+    lab[30:33, 40:60] = 2
+    seg = Segmenter(feature_params={"sigmas": [1.0, 2.0]}, n_estimators=5,
+                    classes=[{"id": 2, "name": "cells", "color": "#ff0000"}]).fit(img, lab)
+    return seg, img
+
+
+def rewrite(data: bytes, edit) -> bytes:
+    """Copy a model zip, letting ``edit(name, bytes)`` change each member."""
+    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in src.namelist():
+            z.writestr(name, edit(name, src.read(name)))
+    return out.getvalue()
+
+
+def test_round_trip_identical_predictions(trained, tmp_path):
+    seg, img = trained
+    path = tmp_path / "m.segapp"
+    seg.save(path)
+    again = Segmenter.load(path)
+    np.testing.assert_array_equal(again.predict(img), seg.predict(img))
+    np.testing.assert_array_equal(again.predict_proba(img), seg.predict_proba(img))
+    assert again.classes == seg.classes and again.classes[1]["name"] == "cells"
+    assert again.extractor.config() == seg.extractor.config()
+    assert again.normalization == seg.normalization
+    assert "scikit-learn" in again.manifest["versions"]
+
+
+def test_pickle_is_refused_without_being_loaded(trained, tmp_path):
+    seg, _ = trained
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    for payload in (pickle.dumps(seg.classifier_), pickle.dumps(Boom())):
+        with pytest.raises(ModelFileError, match="pickle"):
+            Segmenter.load(payload)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_edited_classifier_is_refused(trained):
+    data = trained[0].save()
+    edited = rewrite(data, lambda n, b: b[:-10] + b"0123456789" if n == "classifier.skops" else b)
+    with pytest.raises(ModelFileError, match="modified"):
+        Segmenter.load(edited)
+
+
+def test_edited_manifest_is_refused(trained):
+    data = trained[0].save()
+
+    def edit(name, b):
+        if name != "manifest.json":
+            return b
+        m = json.loads(b)
+        m["n_features"] = 3
+        return json.dumps(m).encode()
+
+    with pytest.raises(ModelFileError, match="inconsistent"):
+        Segmenter.load(rewrite(data, edit))
+
+
+def test_untrusted_type_inside_skops_is_refused(trained):
+    import hashlib
+
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+
+    blob = sio.dumps(Pipeline([("rf", trained[0].classifier_)]))
+
+    def edit(name, b):
+        if name == "classifier.skops":
+            return blob
+        m = json.loads(b)
+        m["sha256"]["classifier.skops"] = hashlib.sha256(blob).hexdigest()
+        return json.dumps(m).encode()
+
+    with pytest.raises(ModelFileError, match="untrusted"):
+        Segmenter.load(rewrite(trained[0].save(), edit))
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"hello world", "not a zip"),
+    (None, "without manifest"),
+])
+def test_foreign_files_are_refused(data, message):
+    if data is None:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("readme.txt", "hi")
+        data = buf.getvalue()
+    with pytest.raises(ModelFileError, match=message):
+        Segmenter.load(data)
+
+
+def test_newer_format_is_refused(trained):
+    def edit(name, b):
+        if name != "manifest.json":
+            return b
+        m = json.loads(b)
+        m["format_version"] = FORMAT_VERSION + 1
+        return json.dumps(m).encode()
+
+    with pytest.raises(ModelFileError, match="newer"):
+        Segmenter.load(rewrite(trained[0].save(), edit))
+
+
+def test_missing_file_message(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot read"):
+        Segmenter.load(tmp_path / "nope.segapp")
