@@ -1,5 +1,5 @@
 """Feature extractors: a registry keyed by name (``classical``, ``effnet-lite0``, ``vgg16``,
-``dinov2-s``, ``timm:<model>``) and combinations ``"a+b"``.
+``dinov2-s``, ``timm`` with ``model=...``) and combinations ``"a+b"``.
 
 Examples
 --------
