@@ -25,7 +25,9 @@ def coins_files(tmp_path_factory):
     lab[5:9, 10:300] = 1
     lab[290:294, 10:300] = 1
     lab[120:124, 60:80] = 2
-    lab[225:229, 170:190] = 2
+    lab[225:229, 150:200] = 1    # background between the rows
+    lab[185:189, 195:215] = 2    # and two more coins
+    lab[45:49, 145:160] = 2
     Image.fromarray(lab).save(d / "labels.png")
     gt = (img > 110).astype(np.uint8) + 1
     Image.fromarray(gt).save(d / "gt.png")
