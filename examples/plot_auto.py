@@ -5,7 +5,7 @@ Letting segapp choose the features
 ``features="auto"`` scores ``classical``, ``effnet-lite0`` and their
 combination by cross-validation on the painted pixels, holding out whole
 spatial blocks so that neighbouring pixels never sit on both sides of a split,
-and keeps the cheapest candidate within 0.01 macro-F1 of the best.
+and keeps the cheapest candidate within 0.03 macro-F1 of the best.
 
 Run: ``python examples/plot_auto.py [--out DIR]``
 """

@@ -44,7 +44,7 @@ def _folds(groups: np.ndarray, y: np.ndarray, n_folds: int, rng) -> list[np.ndar
 
 
 def blocked_cv_score(X, y, groups, make_clf, n_folds: int = 3, seed: int = 0) -> float | None:
-    """Macro-F1 of ``make_clf()`` over folds of whole spatial blocks.
+    """Macro-F1 of ``make_clf(n_train)`` over folds of whole spatial blocks.
 
     Returns None when no fold has both classes to train on.
     """
@@ -56,14 +56,14 @@ def blocked_cv_score(X, y, groups, make_clf, n_folds: int = 3, seed: int = 0) ->
         test, train = fold == k, fold != k
         if np.unique(y[train]).size < 2 or not test.any():
             continue
-        pred[test] = make_clf().fit(X[train], y[train]).predict(X[test])
+        pred[test] = make_clf(int(train.sum())).fit(X[train], y[train]).predict(X[test])
         scored |= test
     if scored.sum() == 0:
         return None
     return float(f1_score(y[scored], pred[scored], average="macro"))
 
 
-def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: float = 0.01,
+def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: float = 0.03,
                      max_samples: int = 20_000):
     """Pick the extractor for ``seg`` on the painted pixels of ``images``.
 
@@ -97,7 +97,7 @@ def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: floa
             skipped[name] = "too few painted regions for cross-validation"
             continue
         scores[name] = blocked_cv_score(X[subset], y[subset], groups,
-                                        lambda: seg._new_classifier(n_estimators=25), seed=seg.random_state)
+                                        lambda n: seg._new_classifier(n, n_estimators=25), seed=seg.random_state)
     valid = {n: s for n, s in scores.items() if s is not None}
     if not valid:
         fallback = next(iter(feats_cache), "classical")

@@ -49,7 +49,8 @@ def cmd_train(args) -> int:
                               f"{im.shape[1]}x{im.shape[0]}")
     params = json.loads(args.feature_params) if args.feature_params else None
     seg = Segmenter(features=args.features, feature_params=params, n_estimators=args.trees,
-                    max_depth=args.depth, normalization={"method": args.normalization})
+                    max_depth=args.depth, max_samples=args.max_samples,
+                    class_weight="balanced" if args.balanced else None, normalization={"method": args.normalization})
     seg.fit(images, labels)
     seg.save(args.out)
     info = {"model": str(args.out), "features": seg.extractor.name, "classes": [c["id"] for c in seg.classes],
@@ -135,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--features", default="classical", help="extractor name, a+b combination, or auto")
     t.add_argument("--feature-params", help='JSON parameters, e.g. \'{"sigmas": [1, 2, 4]}\'')
     t.add_argument("--trees", type=int, default=50)
-    t.add_argument("--depth", type=int, default=12, help="maximum tree depth (0 = unlimited)")
+    t.add_argument("--depth", type=int, default=10, help="maximum tree depth (0 = unlimited)")
+    t.add_argument("--max-samples", type=float, default=0.05, help="fraction of painted pixels per tree")
+    t.add_argument("--balanced", action="store_true", help="weight classes to equal total weight")
     t.add_argument("--normalization", default="percentile", choices=["percentile", "minmax", "dtype", "none"])
     t.set_defaults(func=cmd_train)
 

@@ -85,7 +85,8 @@ def dump_segmenter(seg) -> bytes:
         "n_features": int(seg.classifier_.n_features_in_),
         "classes": seg.classes,
         "classifier": {"type": "RandomForestClassifier", "n_estimators": seg.n_estimators,
-                       "max_depth": seg.max_depth, "random_state": seg.random_state},
+                       "max_depth": seg.max_depth, "max_samples": seg.max_samples,
+                       "class_weight": seg.class_weight, "random_state": seg.random_state},
         "auto_report": seg.auto_report,
         "training": seg.training_info,
         "sha256": {"classifier.skops": hashlib.sha256(blob).hexdigest()},
@@ -225,6 +226,7 @@ def load_segmenter(source, cls=None):
     params = manifest.get("classifier") or {}
     seg = cls(features=extractor.config(), normalization=norm, classes=classes,
               n_estimators=params.get("n_estimators", 50), max_depth=params.get("max_depth"),
+              max_samples=params.get("max_samples", 0.05), class_weight=params.get("class_weight"),
               random_state=params.get("random_state", 0))
     seg.classifier_ = clf
     seg.n_channels_ = n_channels
