@@ -100,7 +100,7 @@ def run_protocol(method, engines, train, test, density, seed):
         preds = engines["baseline"].fit_predict(images, labels, [img for _, img, _, _ in test])
         chosen = ""
     else:
-        seg = Segmenter(features=method, cache=engines["cache"])
+        seg = Segmenter(features=method, cache=engines["cache"], **engines.get("params", {}))
         seg.fit(images, labels)
         preds = [seg.predict(img) for _, img, _, _ in test]
         chosen = seg.auto_report["chosen"] if seg.auto_report else ""
@@ -120,6 +120,7 @@ def main(argv=None):
     ap.add_argument("--interactive-images", type=int, default=2, help="images scored in the interactive protocol")
     ap.add_argument("--transfer-test", type=int, default=3, help="images segmented in the transfer protocol")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trees", type=int, default=32, help="segapp's forest size (the baseline keeps 50)")
     ap.add_argument("--json", type=Path, help="also write all rows as JSON here")
     args = ap.parse_args(argv)
 
@@ -131,7 +132,8 @@ def main(argv=None):
     for name in datasets:
         n = max(args.interactive_images, 2 + args.transfer_test)
         items = load_dataset(args.data / name, n)
-        engines = {"baseline": Baseline(), "cache": FeatureCache(max_bytes=12 * 1024**3)}
+        engines = {"baseline": Baseline(), "cache": FeatureCache(max_bytes=12 * 1024**3),
+                   "params": {"n_estimators": args.trees}}
         for density in args.densities:
             for protocol in ("interactive", "transfer"):
                 cells = {}

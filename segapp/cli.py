@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="model file to write (.segapp)")
     t.add_argument("--features", default="classical", help="extractor name, a+b combination, or auto")
     t.add_argument("--feature-params", help='JSON parameters, e.g. \'{"sigmas": [1, 2, 4]}\'')
-    t.add_argument("--trees", type=int, default=50)
+    t.add_argument("--trees", type=int, default=32)
     t.add_argument("--depth", type=int, default=10, help="maximum tree depth (0 = unlimited)")
     t.add_argument("--max-samples", type=float, default=0.05, help="fraction of painted pixels per tree")
     t.add_argument("--balanced", action="store_true", help="weight classes to equal total weight")

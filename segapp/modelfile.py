@@ -225,7 +225,7 @@ def load_segmenter(source, cls=None):
         raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
     params = manifest.get("classifier") or {}
     seg = cls(features=extractor.config(), normalization=norm, classes=classes,
-              n_estimators=params.get("n_estimators", 50), max_depth=params.get("max_depth"),
+              n_estimators=params.get("n_estimators", 32), max_depth=params.get("max_depth"),
               max_samples=params.get("max_samples", 0.05), class_weight=params.get("class_weight"),
               random_state=params.get("random_state", 0))
     seg.classifier_ = clf

@@ -39,7 +39,8 @@ DEFAULT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
 AUTO_CANDIDATES = ("classical", "effnet-lite0", "classical+effnet-lite0")
 MAX_TRAIN_SAMPLES = 200_000   # labelled pixels kept for training (stratified subsample)
 CACHE_MAX_PIXELS = 4_200_000  # larger images are predicted tile by tile, never cached whole
-PREDICT_TILE = 1024
+PREDICT_TILE = 1024            # tile for feature extraction of cached images
+TILED_PREDICT_TILE = 512       # tile for large images: features + prediction per tile, bounded memory
 
 _shared_cache = FeatureCache()
 
@@ -92,7 +93,7 @@ class Segmenter:
     random_state : int
     """
 
-    def __init__(self, features="classical", feature_params=None, n_estimators: int = 50,
+    def __init__(self, features="classical", feature_params=None, n_estimators: int = 32,
                  max_depth: int | None = 10, max_samples: float = 0.05, class_weight: str | None = None,
                  normalization=None, classes=None, cache: FeatureCache | None = None, random_state: int = 0):
         self.features_spec = features
@@ -264,7 +265,7 @@ class Segmenter:
     def _predict_tiled(self, image, progress=None) -> np.ndarray:
         """Large images: features and probabilities tile by tile (bounded memory)."""
         norm = self.normalize(image)
-        ex, t = self.extractor, PREDICT_TILE
+        ex, t = self.extractor, TILED_PREDICT_TILE
         m = int(np.ceil(ex.margin / ex.align) * ex.align)
         h, w = image.shape[:2]
         out = np.empty((h, w, len(self.classifier_.classes_)), np.float32)

@@ -109,7 +109,7 @@ def test_large_image_tiled_prediction_matches_cached_path(monkeypatch):
     seg = Segmenter(feature_params=FAST, n_estimators=5).fit(img, scribbles(img.shape))
     whole = seg.predict_proba(img)
     monkeypatch.setattr(sm, "CACHE_MAX_PIXELS", 100)
-    monkeypatch.setattr(sm, "PREDICT_TILE", 64)
+    monkeypatch.setattr(sm, "TILED_PREDICT_TILE", 64)
     np.testing.assert_allclose(seg.predict_proba(img), whole, atol=1e-5)
 
 
