@@ -1,0 +1,150 @@
+/* segapp browser-side helpers: clientside callbacks (no server round trip) and keyboard shortcuts. */
+(function () {
+  "use strict";
+
+  function plotDiv(id) {
+    var el = document.getElementById(id);
+    return el ? el.querySelector(".js-plotly-plot") || el : null;
+  }
+
+  /* Screen pixels per image pixel at the current zoom (1 when unknown). */
+  function zoomScale(gd) {
+    var fl = gd && gd._fullLayout;
+    var xa = fl && fl.xaxis;
+    if (!xa || !xa.range || !xa._length) return 1;
+    var span = Math.abs(xa.range[1] - xa.range[0]);
+    return span > 0 ? xa._length / span : 1;
+  }
+
+  function classColor(classes, id) {
+    if (id === 0) return "#ffffff";
+    for (var i = 0; i < (classes || []).length; i++) if (classes[i].id === id) return classes[i].color;
+    return "#888888";
+  }
+
+  var ZOOM_KEYS = /^(xaxis|yaxis|autosize|dragmode)/;
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    segapp: {
+      /* Overlay opacity: patch one number of the figure, nothing goes to the server. */
+      opacity: function (value) {
+        return new window.dash_clientside.Patch().assign(["data", 1, "opacity"], value).build();
+      },
+
+      /* A new overlay from the server: patch it in if its plane is still on screen (figure uirevision). */
+      overlay: function (data, graphId) {
+        var nu = window.dash_clientside.no_update;
+        var gd = plotDiv(graphId);
+        if (!data || !gd || !gd.layout || gd.layout.uirevision !== data.key || !gd.data || gd.data.length < 2) return nu;
+        var patch = new window.dash_clientside.Patch();
+        if (data.uri) {
+          patch.assign(["data", 1, "source"], data.uri).assign(["data", 1, "visible"], true)
+               .assign(["data", 1, "dx"], 1).assign(["data", 1, "dy"], 1);
+        } else {
+          patch.assign(["data", 1, "visible"], false);
+        }
+        if (gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        return patch.build();
+      },
+
+      /* The brush: colour and name of the active class; line width scaled so that a brush of
+         W image pixels looks W image pixels wide at the current zoom. */
+      brush: function (relayout, active, width, classes, _info, graphId) {
+        var nu = window.dash_clientside.no_update;
+        var trig = (window.dash_clientside.callback_context.triggered || []).map(function (t) { return t.prop_id; });
+        var fromRelayout = trig.length === 1 && trig[0].indexOf("relayoutData") >= 0;
+        if (fromRelayout && !Object.keys(relayout || {}).some(function (k) { return ZOOM_KEYS.test(k); })) {
+          return [nu, nu];
+        }
+        if (trig.length === 1 && trig[0].indexOf("canvas-info") >= 0) {
+          // a new image was just sent: measure once Plotly has drawn it
+          var self = this, args = [relayout, active, width, classes, null, graphId];
+          return new Promise(function (resolve) {
+            setTimeout(function () { resolve(window.dash_clientside.segapp.brushNow.apply(self, args)); }, 200);
+          });
+        }
+        return window.dash_clientside.segapp.brushNow(relayout, active, width, classes, null, graphId);
+      },
+
+      brushNow: function (relayout, active, width, classes, _info, graphId) {
+        var nu = window.dash_clientside.no_update;
+        var gd = plotDiv(graphId);
+        if (!gd || !gd._fullLayout || !gd.data || gd.data.length < 2) return [nu, nu];
+        var scale = zoomScale(gd);
+        var w = Number(width) || 1;
+        var color = classColor(classes, active);
+        var newshape = {
+          name: "class=" + active + ";width=" + w,
+          line: { color: color, width: Math.max(1, Math.round(w * scale * 100) / 100), dash: active === 0 ? "dot" : "solid" },
+          fillcolor: color, opacity: 0.75, layer: "above"
+        };
+        var patch = new window.dash_clientside.Patch().assign(["layout", "newshape"], newshape);
+        // keep strokes drawn since the last server update (the figure prop may not have them yet)
+        if (gd.layout && gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        return [patch.build(), scale];
+      }
+    }
+  });
+
+  /* Files over the server's limit are stopped in the browser with a message (never sent). */
+  function tooLarge(files) {
+    var el = document.getElementById("upload-limit");
+    if (!el || !files) return [];
+    var limit = Number(el.getAttribute("data-bytes")), mb = el.getAttribute("data-mb");
+    return Array.prototype.filter.call(files, function (f) { return f.size > limit; }).map(function (f) {
+      return f.name + " is " + Math.round(f.size / 1048576) + " MB; this server accepts files up to " + mb + " MB.";
+    });
+  }
+
+  function refuse(ev, files) {
+    var msgs = tooLarge(files);
+    if (!msgs.length) return;
+    ev.stopPropagation();
+    ev.preventDefault();
+    if (ev.target && ev.target.value !== undefined && ev.target.type === "file") ev.target.value = "";
+    window.dash_clientside.set_props("client-alert", { children: msgs.join(" "), is_open: true });
+  }
+
+  document.addEventListener("change", function (ev) {
+    if (ev.target && ev.target.type === "file") refuse(ev, ev.target.files);
+  }, true);
+  document.addEventListener("drop", function (ev) {
+    if (ev.dataTransfer) refuse(ev, ev.dataTransfer.files);
+  }, true);
+
+  /* Keyboard: 1-9 choose a class, 0 the eraser, Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y) undo / redo. */
+  function typing(el) {
+    if (!el) return false;
+    var tag = (el.tagName || "").toLowerCase();
+    return el.isContentEditable || tag === "input" || tag === "textarea" || tag === "select";
+  }
+
+  function click(selector) {
+    var el = document.querySelector(selector);
+    if (el) el.click();
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (typing(ev.target)) return;
+    var k = ev.key;
+    if ((ev.ctrlKey || ev.metaKey) && (k === "z" || k === "Z")) {
+      ev.preventDefault();
+      click(ev.shiftKey ? "#redo" : "#undo");
+      return;
+    }
+    if ((ev.ctrlKey || ev.metaKey) && (k === "y" || k === "Y")) {
+      ev.preventDefault();
+      click("#redo");
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (k >= "1" && k <= "9") {
+      var rows = document.querySelectorAll("#class-list .class-select:not(.eraser-row)");
+      var i = Number(k) - 1;
+      if (i < rows.length - 1) rows[i].click(); // the last row is the eraser
+    } else if (k === "0") {
+      var all = document.querySelectorAll("#class-list .class-select");
+      if (all.length) all[all.length - 1].click();
+    }
+  });
+})();

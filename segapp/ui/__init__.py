@@ -1,0 +1,57 @@
+"""The Dash web app: layout, callbacks and figure helpers (thin: the engine does the numerics).
+
+``create_app(settings)`` builds a ready-to-serve :class:`dash.Dash`; ``app.py``
+at the repository root calls it and exposes ``server`` for gunicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+log = logging.getLogger("segapp.ui")
+
+
+def create_app(settings=None):
+    """Build the app for ``settings`` (default: from the environment).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from segapp.config import Settings
+    >>> d = tempfile.mkdtemp()
+    >>> app = create_app(Settings(data_dir=d + "/data", cache_dir=d + "/cache"))
+    >>> app.title
+    'segapp'
+    """
+    import dash
+
+    from ..config import get_settings
+    from ..jobs.manager import make_background_manager
+    from ..store import open_store
+    from .callbacks import on_error, register_all
+    from .callbacks.session import extractor_options
+    from .layout import build_layout
+    from .pipeline import DiskFeatureCache, ModelCache
+    from .session import Services
+
+    settings = settings or get_settings()
+    store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
+    if hasattr(store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
+        store.purge_expired()
+    services = Services(settings=settings, store=store,
+                        feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
+    services.models = ModelCache()
+    app = dash.Dash(
+        __name__, title="segapp", update_title=None, assets_folder=str(ASSETS),
+        background_callback_manager=make_background_manager(settings),
+        suppress_callback_exceptions=True, serve_locally=True, on_error=on_error,
+    )
+    app.server.secret_key = settings.secret_key
+    # uploads arrive base64-encoded inside JSON: ~4/3 of the file plus slack
+    app.server.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024 * 1.4) + 4 * 1024 * 1024
+    app.server.extensions["segapp"] = services  # per-process infrastructure, reachable from tests and jobs
+    app.layout = build_layout(settings, extractor_options()[0])
+    register_all(app, services)
+    return app

@@ -1,0 +1,140 @@
+"""Plotly figures of the app: the painting canvas, shapes styled by class, histograms.
+
+The canvas has two image traces: ``data[0]`` the image (a PNG made by
+``px.imshow(..., binary_string=True)``, sent once per image) and ``data[1]``
+the overlay (segmentation, probability or uncertainty as a palette PNG), which
+callbacks replace with a ``Patch`` (built in the browser, see assets/segapp.js)
+so the image itself is never resent.
+
+Examples
+--------
+>>> import numpy as np
+>>> uri = base_image_uri(np.zeros((4, 6, 3), np.uint8))
+>>> fig = canvas_figure(uri, (4, 6), shapes=[], classes=[{"id": 1, "name": "a", "color": "#ff0000"}],
+...                     active=1, width=3, revision="x")
+>>> [t.type for t in fig.data], fig.layout.dragmode
+(['image', 'image'], 'drawopenpath')
+>>> fig.layout.newshape.name
+'class=1;width=3'
+"""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from ..annotations import parse_shape_name, shape_name
+from ..errors import SegappError
+from .render import TRANSPARENT_PNG
+
+ERASER = {"id": 0, "name": "Eraser", "color": "#ffffff"}
+MODEBAR_ADD = ["drawopenpath", "drawclosedpath", "drawrect", "eraseshape"]
+GRAPH_CONFIG = {
+    "scrollZoom": True,
+    "displaylogo": False,
+    "modeBarButtonsToAdd": MODEBAR_ADD,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toImage"],
+    "doubleClick": "reset",
+}
+
+
+def base_image_uri(rgb) -> str:
+    """PNG data URI of a uint8 RGB image, as ``px.imshow(binary_string=True)`` encodes it."""
+    fig = px.imshow(rgb, binary_string=True, binary_compression_level=1)
+    return fig.data[0].source
+
+
+def class_color(classes: list[dict], class_id: int) -> str:
+    if int(class_id) == 0:
+        return ERASER["color"]
+    return next((c["color"] for c in classes if c["id"] == int(class_id)), "#888888")
+
+
+def style_shape(shape: dict, classes: list[dict], visible: bool = True) -> dict:
+    """A copy of ``shape`` drawn in its class colour (the eraser dashed)."""
+    try:
+        cid, _ = parse_shape_name(shape.get("name"))
+    except SegappError:
+        cid = -1
+    color = class_color(classes, cid)
+    line = {**shape.get("line", {}), "color": color}
+    if cid == 0:
+        line["dash"] = "dot"
+    out = {**shape, "line": line, "opacity": 0.75, "visible": visible}
+    if shape.get("type") == "rect" or str(shape.get("path", "")).rstrip().upper().endswith("Z"):
+        out["fillcolor"] = color
+    return out
+
+
+def style_shapes(shapes: list[dict], classes: list[dict], visible: bool = True) -> list[dict]:
+    return [style_shape(s, classes, visible) for s in shapes]
+
+
+def screen_width(width_px: float, scale: float | None) -> float:
+    """Plotly line width (screen pixels) for a brush of ``width_px`` image pixels at ``scale``."""
+    return max(1.0, round(float(width_px) * float(scale or 1.0), 2))
+
+
+def newshape(classes: list[dict], active: int, width: float, scale: float | None = None) -> dict:
+    """``layout.newshape`` for painting class ``active`` with a ``width``-pixel brush."""
+    color = class_color(classes, active)
+    return {
+        "name": shape_name(active, width),
+        "line": {"color": color, "width": screen_width(width, scale), "dash": "dot" if active == 0 else "solid"},
+        "fillcolor": color,
+        "opacity": 0.75,
+        "layer": "above",
+    }
+
+
+def canvas_figure(base_uri: str, hw: tuple[int, int], *, shapes: list[dict], classes: list[dict],
+                  active: int, width: float, revision: str, overlay_uri: str | None = None,
+                  opacity: float = 0.45, show_shapes: bool = True, scale: float | None = None) -> go.Figure:
+    """The painting canvas for one image plane.
+
+    Parameters
+    ----------
+    base_uri : str
+        PNG data URI of the image (:func:`base_image_uri`).
+    hw : (int, int)
+        Image height and width in pixels.
+    revision : str
+        ``uirevision``: zoom and pan persist while it stays the same (one per image plane).
+    """
+    h, w = hw
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=base_uri, name="image", hoverinfo="skip"))
+    fig.add_trace(go.Image(source=overlay_uri or TRANSPARENT_PNG, name="overlay", hoverinfo="skip",
+                           opacity=opacity, visible=bool(overlay_uri), dx=1 if overlay_uri else max(w, h),
+                           dy=1 if overlay_uri else max(w, h)))
+    fig.update_layout(
+        dragmode="drawopenpath", newshape=newshape(classes, active, width, scale),
+        shapes=style_shapes(shapes, classes, show_shapes), uirevision=revision,
+        margin=dict(l=0, r=0, t=0, b=0), hovermode=False, paper_bgcolor="#1d2330", plot_bgcolor="#1d2330",
+        xaxis=dict(visible=False, range=[-0.5, w - 0.5], constrain="domain"),
+        yaxis=dict(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain"),
+        modebar=dict(orientation="v", bgcolor="rgba(255,255,255,0.85)", color="#495057", activecolor="#0d6efd"),
+    )
+    return fig
+
+
+def empty_figure(message: str = "") -> go.Figure:
+    """Blank canvas with an optional centred message."""
+    fig = go.Figure()
+    fig.update_layout(
+        xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=0, r=0, t=0, b=0),
+        paper_bgcolor="#1d2330", plot_bgcolor="#1d2330", dragmode=False,
+        annotations=[dict(text=message, showarrow=False, font=dict(color="#adb5bd", size=16),
+                          xref="paper", yref="paper", x=0.5, y=0.5)] if message else [],
+    )
+    return fig
+
+
+def histogram(values, unit: str, title: str) -> go.Figure:
+    """Object-size histogram."""
+    fig = go.Figure(go.Histogram(x=list(values), marker_color="#0d6efd", nbinsx=30))
+    fig.update_layout(
+        margin=dict(l=40, r=10, t=30, b=40), height=220, title=dict(text=title, font=dict(size=13)),
+        xaxis_title=unit, yaxis_title="objects", bargap=0.05, template="plotly_white",
+    )
+    return fig

@@ -1,0 +1,310 @@
+"""Glue between a session's stored work and the engine: train, predict, cache features.
+
+UI-free (no Dash): the callbacks call these functions, and so do the background
+jobs and the tests.  No numerics of its own — it only decides *what* the engine
+must compute (which planes, which settings, whether the model is stale).
+
+Feature caching across processes: Dash runs background callbacks in a child
+process, so features computed there must reach the web process.
+:class:`DiskFeatureCache` keeps an in-memory LRU in front of ``.npy`` files that
+are memory-mapped back in.  The quick path after a stroke uses
+:class:`StrictCache`, which raises :class:`FeaturesMissing` instead of computing,
+so the app can hand the slow first extraction to a background job with a
+progress bar and a cancel button.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..annotations import shapes_to_labels
+from ..errors import AnnotationError, SegappError
+from ..features import FeatureCache
+from ..segmenter import Segmenter
+from .session import Session, split_key
+
+SIGMA_LADDER = [0.3, 0.7, 1.0, 1.6, 2.5, 3.5, 5.0, 7.0, 10.0, 16.0]
+DISK_FEATURE_BYTES = 6 * 1024**3
+
+
+class FeaturesMissing(Exception):
+    """Raised by :class:`StrictCache` on a miss (deliberately not a SegappError)."""
+
+
+class DiskFeatureCache:
+    """Feature cache shared by the web process and its background jobs.
+
+    Parameters
+    ----------
+    directory : path
+        Where ``<digest>-<key hash>.npy`` files live.
+    max_memory_bytes, max_disk_bytes : int
+        LRU bounds of the in-memory front and of the directory.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> DiskFeatureCache(d).put("img", "ex", np.ones((4, 4, 2), np.float32))
+    >>> DiskFeatureCache(d).get("img", "ex").shape      # another process sees it
+    (4, 4, 2)
+    >>> StrictCache(DiskFeatureCache(d)).get("other", "ex")
+    Traceback (most recent call last):
+    ...
+    segapp.ui.pipeline.FeaturesMissing: other
+    """
+
+    def __init__(self, directory, max_memory_bytes: int = 2 * 1024**3, max_disk_bytes: int = DISK_FEATURE_BYTES):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.memory = FeatureCache(max_memory_bytes)
+        self.max_disk_bytes = int(max_disk_bytes)
+        self._lock = threading.Lock()
+
+    def _path(self, digest: str, key: str) -> Path:
+        return self.dir / f"{digest}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+
+    def get(self, digest: str, key: str):
+        feats = self.memory.get(digest, key)
+        if feats is not None:
+            return feats
+        path = self._path(digest, key)
+        try:
+            feats = np.load(path, mmap_mode="r", allow_pickle=False)
+            os.utime(path)
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        self.memory.put(digest, key, feats)
+        return feats
+
+    def put(self, digest: str, key: str, features: np.ndarray) -> None:
+        self.memory.put(digest, key, features)
+        path = self._path(digest, key)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(features), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:  # a full disk only costs a recomputation later
+            tmp.unlink(missing_ok=True)
+            return
+        self._evict()
+
+    def _evict(self) -> None:
+        with self._lock:
+            files = sorted(self.dir.glob("*.npy"), key=lambda p: p.stat().st_mtime)
+            total = sum(p.stat().st_size for p in files)
+            while files and total > self.max_disk_bytes:
+                p = files.pop(0)
+                total -= p.stat().st_size
+                p.unlink(missing_ok=True)
+
+
+class StrictCache:
+    """View of a cache that raises :class:`FeaturesMissing` instead of returning None."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def get(self, digest, key):
+        feats = self.cache.get(digest, key)
+        if feats is None:
+            raise FeaturesMissing(digest)
+        return feats
+
+    def put(self, digest, key, features):
+        self.cache.put(digest, key, features)
+
+
+class ModelCache:
+    """Small LRU of loaded Segmenters keyed by (session, model version)."""
+
+    def __init__(self, size: int = 16):
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, sid: str, version: int):
+        with self._lock:
+            seg = self._data.get((sid, version))
+            if seg is not None:
+                self._data.move_to_end((sid, version))
+            return seg
+
+    def put(self, sid: str, version: int, seg) -> None:
+        with self._lock:
+            self._data[(sid, version)] = seg
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+# -- settings --------------------------------------------------------------------------
+def sigmas_in(lo: float, hi: float) -> list[float]:
+    """The classical extractor's scales within ``[lo, hi]`` (at least one).
+
+    Examples
+    --------
+    >>> sigmas_in(1.0, 5.0)
+    [1.0, 1.6, 2.5, 3.5, 5.0]
+    >>> sigmas_in(20, 30)
+    [16.0]
+    """
+    picked = [s for s in SIGMA_LADDER if lo - 1e-9 <= s <= hi + 1e-9]
+    return picked or [min(SIGMA_LADDER, key=lambda s: abs(s - hi))]
+
+
+def sigma_indices(sigmas) -> list[int]:
+    """Positions on :data:`SIGMA_LADDER` of a ``[lo, hi]`` scale range (for the range slider)."""
+    return [min(range(len(SIGMA_LADDER)), key=lambda i: abs(SIGMA_LADDER[i] - float(s))) for s in sigmas]
+
+
+def segmenter_kwargs(settings: dict, classes: list[dict], extractor: dict | None = None) -> dict:
+    """Segmenter keyword arguments from the settings panel (``extractor``: a saved extractor config)."""
+    name = extractor or settings["extractor"]
+    params = {"sigmas": sigmas_in(*settings["sigmas"])} if name == "classical" else None
+    return dict(features=name, feature_params=params, n_estimators=int(settings["trees"]),
+                max_depth=int(settings["depth"]) or None, normalization={"method": settings["normalization"]},
+                classes=[c for c in classes if c["id"] > 0])
+
+
+def _settings_stamp(settings: dict, classes: list[dict]) -> str:
+    keep = {k: settings[k] for k in ("extractor", "sigmas", "trees", "depth", "normalization", "all_images")}
+    return repr(sorted(keep.items()))
+
+
+# -- training data ---------------------------------------------------------------------
+def labels_for(sess: Session, k: str) -> np.ndarray:
+    """Painted label image of one plane (rasterised once, then stored)."""
+    lab = sess.labels(k)
+    if lab is None:
+        iid, _ = split_key(k)
+        meta = sess.meta(iid)
+        if meta is None:
+            raise SegappError("an annotated image is no longer in the session")
+        lab = shapes_to_labels(sess.shapes(k), meta["shape"][1:3])
+        sess.put_labels(k, lab)
+    return lab
+
+
+def training_set(sess: Session, current_key: str | None, all_images: bool):
+    """``(keys, images, labels)`` of the planes to train on."""
+    keys = sess.annotated_keys()
+    if not all_images:
+        keys = [k for k in keys if k == current_key]
+    images, labels, used = [], [], []
+    for k in keys:
+        lab = labels_for(sess, k)
+        if not lab.any():
+            continue
+        iid, z = split_key(k)
+        images.append(sess.plane(iid, z))
+        labels.append(lab)
+        used.append(k)
+    if not used:
+        raise AnnotationError("nothing painted yet: paint a stroke for each of at least two classes")
+    channels = {im.shape[-1] for im in images}
+    if len(channels) > 1:
+        raise AnnotationError("painted images differ in channels (grey and colour): untick "
+                              "'Train on all images' or paint images of one kind")
+    return used, images, labels
+
+
+# -- model state -------------------------------------------------------------------------
+def is_stale(sess: Session) -> bool:
+    """True when the stored model does not reflect the current annotations and settings."""
+    info = sess.model_info()
+    if not info:
+        return True
+    if info.get("annot_rev") != sess.annot_rev():
+        return True
+    if info.get("source") == "uploaded":
+        return False
+    return info.get("settings") != _settings_stamp(sess.settings(), sess.classes())
+
+
+def load_model(sess: Session, models: ModelCache, cache) -> Segmenter | None:
+    """The session's current model (from the process LRU or the store), or None."""
+    info = sess.model_info()
+    if not info:
+        return None
+    seg = models.get(sess.sid, info["version"])
+    if seg is None:
+        data = sess.model_bytes()
+        if data is None:
+            return None
+        seg = Segmenter.load(data)
+        models.put(sess.sid, info["version"], seg)
+    seg = copy.copy(seg)  # shares the classifier; the cache is this caller's (strict or not)
+    seg.cache = cache
+    return seg
+
+
+def train(sess: Session, cache, models: ModelCache, current_key: str | None, *, force: bool = False,
+          progress=None, save_in_thread: bool = False) -> tuple[Segmenter, int]:
+    """Fit a Segmenter on the session's annotations, store it; returns ``(seg, version)``.
+
+    With ``extractor == "auto"`` the choice made by the last forced training is
+    reused for live retraining (cross-validating on every stroke would be slow).
+    """
+    settings, classes, info = sess.settings(), sess.classes(), sess.model_info()
+    keys, images, labels = training_set(sess, current_key, settings["all_images"])
+    extractor = None
+    if settings["extractor"] == "auto" and not force and info.get("auto", {}).get("config") and \
+            info.get("settings") == _settings_stamp(settings, classes):
+        extractor = info["auto"]["config"]  # exactly the extractor auto chose (cached features match)
+    seg = Segmenter(**segmenter_kwargs(settings, classes, extractor), cache=cache)
+    if progress and seg.extractor is not None:  # per-image progress of the (slow) first extraction
+        for i, img in enumerate(images):
+            seg.features(img, progress=lambda f, i=i: progress((i + f) / (len(images) + 1),
+                                                                  f"features {i + 1}/{len(images)}"))
+    seg.fit(images, labels)
+    auto = info.get("auto") if extractor else (seg.auto_report and {
+        "chosen": seg.auto_report["chosen"], "reason": seg.auto_report["reason"], "config": seg.extractor.config()})
+    doc = {"source": "trained", "annot_rev": sess.annot_rev(), "settings": _settings_stamp(settings, classes),
+           "extractor": seg.extractor.name, "auto": auto, "keys": keys, **seg.training_info}
+    if save_in_thread:  # the overlay need not wait for the model file (~0.1 s); readers wait for it
+        version = sess.put_model(None, doc)
+        threading.Thread(target=lambda: sess.put_model_file(version, seg.save()), daemon=True).start()
+    else:
+        version = sess.put_model(seg.save(), doc)
+    models.put(sess.sid, version, seg)
+    return seg, version
+
+
+def predict(sess: Session, seg: Segmenter, k: str, version: int, progress=None) -> np.ndarray:
+    """Predict one plane with ``seg`` and store labels + probabilities; returns the labels."""
+    iid, z = split_key(k)
+    image = sess.plane(iid, z)
+    proba = seg.predict_proba(image, progress=progress)
+    labels = seg.predict(image, proba=proba)
+    sess.put_result(k, labels, proba, version, [c["id"] for c in seg.classes])
+    return labels
+
+
+def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *, retrain: bool,
+            force: bool = False, progress=None, save_in_thread: bool = False) -> dict:
+    """Bring the model (if ``retrain`` and stale, or ``force``) and the current plane's result up to date.
+
+    Returns ``{"trained": bool, "predicted": bool, "version": int | None}``.
+    Raises AnnotationError when training is needed but the paint is insufficient,
+    FeaturesMissing when ``cache`` is strict and features must be extracted first.
+    """
+    trained = predicted = False
+    if force or (retrain and is_stale(sess)):
+        seg, version = train(sess, cache, models, current_key, force=force, progress=progress,
+                             save_in_thread=save_in_thread)
+        trained = True
+    else:
+        seg = load_model(sess, models, cache)
+        version = sess.model_info().get("version")
+    if seg is not None and current_key is not None and (trained or sess.result_version(current_key) != version):
+        step = (lambda f: progress(0.9 + 0.1 * f, "predicting")) if progress else None
+        predict(sess, seg, current_key, version, progress=step)
+        predicted = True
+    return {"trained": trained, "predicted": predicted, "version": version}

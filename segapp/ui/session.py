@@ -1,0 +1,316 @@
+"""Server-side state of one browser session, on top of :mod:`segapp.store`.
+
+Nothing about a user lives in module globals: every piece of work (images,
+annotations with their undo history, classes, settings, the model, results) is
+stored under the session's unguessable id.  This module is UI-free (no Dash) so
+callbacks, background jobs and tests share it.
+
+Keys (``<kind>/<item>``; ``<key>`` is ``<image id>_<plane>``)::
+
+    image/<iid>     (Z, H, W, C) array, native dtype      meta/<iid>     name, shape, dtype
+    thumb/<iid>     PNG thumbnail                          display/<key>  PNG of the plane as shown
+    annot/<key>     {"shapes", "undo", "redo"}             labels/<key>   painted label image
+    result/<key>    predicted class ids                    proba/<key>    probabilities (float16)
+    model/v<n>      the .segapp model files                    state/*        classes, current, settings, model
+
+Examples
+--------
+>>> import tempfile, numpy as np
+>>> from segapp.store import LocalStore, new_session_id
+>>> s = Session(LocalStore(tempfile.mkdtemp()), new_session_id())
+>>> iid = s.add_image("a.png", np.zeros((1, 4, 5, 1), np.uint8), thumbnail=b"png")
+>>> [m["name"] for m in s.images()]
+['a.png']
+>>> s.set_shapes(key(iid, 0), [{"type": "path", "path": "M0,0L1,1"}])
+>>> s.undo(key(iid, 0)), s.redo(key(iid, 0))
+([], [{'type': 'path', 'path': 'M0,0L1,1'}])
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import SegappError
+from ..store import Store, new_item_id
+
+HISTORY = 50
+DEFAULT_CLASSES = [
+    {"id": 1, "name": "Background", "color": "#1f77b4"},
+    {"id": 2, "name": "Foreground", "color": "#d62728"},
+]
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+DEFAULT_SETTINGS = {
+    "extractor": "classical", "sigmas": [0.3, 10.0], "trees": 32, "depth": 10,
+    "normalization": "percentile", "all_images": True,
+}
+
+
+def key(image_id: str, plane: int = 0) -> str:
+    """Store item for one plane of one image."""
+    return f"{image_id}_{int(plane)}"
+
+
+def split_key(k: str) -> tuple[str, int]:
+    """Inverse of :func:`key`."""
+    iid, _, z = k.rpartition("_")
+    return iid, int(z)
+
+
+class Session:
+    """Typed access to one session's items in a :class:`~segapp.store.Store`.
+
+    Parameters
+    ----------
+    store : Store
+    sid : str
+        The session id; invalid ids raise ``KeyError`` on first access.
+    """
+
+    def __init__(self, store: Store, sid: str):
+        self.store, self.sid = store, sid
+
+    # -- images ------------------------------------------------------------------
+    def add_image(self, name: str, stack: np.ndarray, thumbnail: bytes) -> str:
+        iid = new_item_id()
+        self.store.put_array(self.sid, "image", iid, stack)
+        self.store.put(self.sid, "thumb", iid, thumbnail)
+        self.store.put_json(self.sid, "meta", iid, {
+            "id": iid, "name": name, "shape": list(stack.shape), "dtype": str(stack.dtype),
+            "added": time.time()})
+        return iid
+
+    def images(self) -> list[dict]:
+        """Metadata of the session's images, oldest first."""
+        out = [self.store.get_json(self.sid, "meta", i) for i in self.store.list(self.sid, "meta")]
+        return sorted((m for m in out if m), key=lambda m: m["added"])
+
+    def meta(self, iid: str) -> dict | None:
+        return self.store.get_json(self.sid, "meta", iid)
+
+    def stack(self, iid: str) -> np.ndarray:
+        arr = self.store.get_array(self.sid, "image", iid)
+        if arr is None:
+            raise SegappError("this image is no longer in your session; upload it again")
+        return arr
+
+    def plane(self, iid: str, z: int = 0) -> np.ndarray:
+        """One plane ``(H, W, C)`` of an image."""
+        stack = self.stack(iid)
+        return stack[min(max(int(z), 0), stack.shape[0] - 1)]
+
+    def thumbnail(self, iid: str) -> bytes | None:
+        return self.store.get(self.sid, "thumb", iid)
+
+    def display(self, k: str) -> bytes | None:
+        return self.store.get(self.sid, "display", k)
+
+    def put_display(self, k: str, png: bytes) -> None:
+        self.store.put(self.sid, "display", k, png)
+
+    def delete_image(self, iid: str) -> None:
+        meta = self.meta(iid)
+        for kind in ("image", "meta", "thumb"):
+            self.store.delete(self.sid, kind, iid)
+        for z in range(meta["shape"][0] if meta else 1):
+            for kind in ("display", "annot", "labels", "result", "proba", "objects", "gthumb"):
+                self.store.delete(self.sid, kind, key(iid, z))
+
+    # -- annotations (shapes + undo history) ----------------------------------------
+    def _annot(self, k: str) -> dict:
+        return self.store.get_json(self.sid, "annot", k, {"shapes": [], "undo": [], "redo": []})
+
+    def shapes(self, k: str) -> list[dict]:
+        return self._annot(k)["shapes"]
+
+    def set_shapes(self, k: str, shapes: list[dict], labels: np.ndarray | None = None) -> None:
+        """Replace the shapes of ``k`` (recording the old ones for undo)."""
+        doc = self._annot(k)
+        if shapes == doc["shapes"]:
+            return
+        doc["undo"] = (doc["undo"] + [doc["shapes"]])[-HISTORY:]
+        doc["redo"] = []
+        doc["shapes"] = shapes
+        self._save_annot(k, doc, labels)
+
+    def _save_annot(self, k, doc, labels=None):
+        self.store.put_json(self.sid, "annot", k, doc)
+        if labels is not None:
+            self.store.put_array(self.sid, "labels", k, labels)
+        else:
+            self.store.delete(self.sid, "labels", k)  # recomputed on demand
+        self.store.put_json(self.sid, "state", "annot-rev", self.annot_rev() + 1)
+
+    def annot_rev(self) -> int:
+        """Counter bumped by every annotation change (the model records the one it saw)."""
+        return int(self.store.get_json(self.sid, "state", "annot-rev", 0))
+
+    def remove_class_shapes(self, class_id: int, parse) -> int:
+        """Drop the shapes of one class from every plane (undoable); returns how many went."""
+        n = 0
+        for k in self.store.list(self.sid, "annot"):
+            shapes = self.shapes(k)
+            keep = [s for s in shapes if _class_of(s, parse) != class_id]
+            if len(keep) != len(shapes):
+                n += len(shapes) - len(keep)
+                self.set_shapes(k, keep)
+        return n
+
+    def undo(self, k: str) -> list[dict]:
+        doc = self._annot(k)
+        if doc["undo"]:
+            doc["redo"] = (doc["redo"] + [doc["shapes"]])[-HISTORY:]
+            doc["shapes"] = doc["undo"].pop()
+            self._save_annot(k, doc)
+        return doc["shapes"]
+
+    def redo(self, k: str) -> list[dict]:
+        doc = self._annot(k)
+        if doc["redo"]:
+            doc["undo"] = (doc["undo"] + [doc["shapes"]])[-HISTORY:]
+            doc["shapes"] = doc["redo"].pop()
+            self._save_annot(k, doc)
+        return doc["shapes"]
+
+    def history_depth(self, k: str) -> tuple[int, int]:
+        doc = self._annot(k)
+        return len(doc["undo"]), len(doc["redo"])
+
+    def labels(self, k: str) -> np.ndarray | None:
+        return self.store.get_array(self.sid, "labels", k)
+
+    def put_labels(self, k: str, labels: np.ndarray) -> None:
+        self.store.put_array(self.sid, "labels", k, labels)
+
+    def annotated_keys(self) -> list[str]:
+        """Keys of planes that have at least one shape."""
+        return [k for k in self.store.list(self.sid, "annot") if self.shapes(k)]
+
+    # -- classes, settings, current image ---------------------------------------------
+    def classes(self) -> list[dict]:
+        return self.store.get_json(self.sid, "state", "classes", None) or [dict(c) for c in DEFAULT_CLASSES]
+
+    def set_classes(self, classes: list[dict]) -> None:
+        self.store.put_json(self.sid, "state", "classes", classes)
+
+    def settings(self) -> dict:
+        return {**DEFAULT_SETTINGS, **self.store.get_json(self.sid, "state", "settings", {})}
+
+    def set_settings(self, settings: dict) -> None:
+        self.store.put_json(self.sid, "state", "settings", settings)
+
+    def current(self) -> dict:
+        return self.store.get_json(self.sid, "state", "current", {}) or {}
+
+    def set_current(self, iid: str | None, plane: int = 0) -> None:
+        self.store.put_json(self.sid, "state", "current", {"image": iid, "plane": int(plane)})
+
+    # -- model and results -------------------------------------------------------------
+    def put_model(self, data: bytes | None, info: dict) -> int:
+        """Record a new model (``info``) and store its file; returns the new model version.
+
+        With ``data=None`` only the record is written and the caller stores the file
+        later with :meth:`put_model_file` (saving takes a while; readers wait for it).
+        """
+        version = self.model_info().get("version", 0) + 1
+        if data is not None:
+            self.put_model_file(version, data)
+        self.store.put_json(self.sid, "state", "model", {**info, "version": version})
+        return version
+
+    def put_model_file(self, version: int, data: bytes) -> None:
+        self.store.put(self.sid, "model", f"v{version}", data)
+        for item in self.store.list(self.sid, "model"):  # keep this version and the one before
+            if item.startswith("v") and item[1:].isdigit() and int(item[1:]) < version - 1:
+                self.store.delete(self.sid, "model", item)
+
+    def model_bytes(self, wait: float = 15.0) -> bytes | None:
+        """The current model file (waiting up to ``wait`` s for one still being saved)."""
+        version = self.model_info().get("version")
+        if version is None:
+            return None
+        end = time.time() + wait
+        while True:
+            data = self.store.get(self.sid, "model", f"v{version}")
+            if data is not None or time.time() > end:
+                return data
+            time.sleep(0.05)
+
+    def model_info(self) -> dict:
+        return self.store.get_json(self.sid, "state", "model", {}) or {}
+
+    def put_result(self, k: str, labels: np.ndarray, proba: np.ndarray, version: int, class_ids: list[int]) -> None:
+        """Store a prediction; ``class_ids[i]`` is the class of ``proba[..., i]``."""
+        self.store.put_array(self.sid, "result", k, labels)
+        self.store.put_array(self.sid, "proba", k, proba.astype(np.float16))
+        self.store.put_json(self.sid, "state", f"res-{k}", {"version": version, "classes": [int(c) for c in class_ids]})
+
+    def result_classes(self, k: str) -> list[int]:
+        doc = self.store.get_json(self.sid, "state", f"res-{k}")
+        return doc["classes"] if doc else []
+
+    def result(self, k: str) -> np.ndarray | None:
+        return self.store.get_array(self.sid, "result", k)
+
+    def proba(self, k: str) -> np.ndarray | None:
+        p = self.store.get_array(self.sid, "proba", k)
+        return None if p is None else p.astype(np.float32)
+
+    def result_version(self, k: str) -> int | None:
+        doc = self.store.get_json(self.sid, "state", f"res-{k}")
+        return doc["version"] if doc else None
+
+    def result_keys(self) -> list[str]:
+        return self.store.list(self.sid, "result")
+
+
+@dataclass
+class Services:
+    """Per-process infrastructure shared by all sessions (no per-user data).
+
+    ``locks`` serialises training per session id, so quick successive strokes
+    coalesce instead of competing for the CPU.
+    """
+
+    settings: object
+    store: Store
+    feature_cache: object
+    models: object = None
+    locks: dict = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def session(self, sid) -> Session:
+        if not isinstance(sid, str) or not sid:
+            raise SegappError("your session has not started yet; reload the page")
+        return Session(self.store, sid)
+
+    def lock(self, sid: str) -> threading.Lock:
+        with self._guard:
+            if len(self.locks) > 10_000:
+                self.locks = {k: v for k, v in self.locks.items() if v.locked()}
+            return self.locks.setdefault(sid, threading.Lock())
+
+
+def _class_of(shape: dict, parse) -> int | None:
+    try:
+        return parse(shape.get("name"))[0]
+    except SegappError:
+        return None
+
+
+def next_class(classes: list[dict]) -> dict:
+    """A new class with the next free id, a default name and an unused colour.
+
+    Examples
+    --------
+    >>> next_class(DEFAULT_CLASSES)
+    {'id': 3, 'name': 'Class 3', 'color': '#2ca02c'}
+    """
+    used = {c["color"].lower() for c in classes}
+    cid = max((c["id"] for c in classes), default=0) + 1
+    color = next((p for p in PALETTE if p not in used), PALETTE[(cid - 1) % len(PALETTE)])
+    return {"id": cid, "name": f"Class {cid}", "color": color}
