@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/scale.py [--images 40] [--size 1000] [--features classical] [--trees 50]
+    python bench/scale.py [--images 40] [--size 1000] [--features classical] [--trees N]
                           [--workers 1 2] [--repeats 3] [--gpu-compare]
 
 It starts a private ``redis-server`` (must be on the PATH) and worker nodes
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def make_batch(directory: Path, n: int, size: int, features: str, trees: int, params: dict | None) -> Path:
+def make_batch(directory: Path, n: int, size: int, features: str, trees: int | None, params: dict | None) -> Path:
     """``n`` distinct ``size``² grey PNGs (crops of scikit-image samples) and a model trained on one."""
     from PIL import Image
     from skimage import data, transform
@@ -67,7 +67,8 @@ def make_batch(directory: Path, n: int, size: int, features: str, trees: int, pa
     keep = rng.random(first.shape) < 0.02  # ~2 % of the pixels painted
     lab[~keep] = 0
     model = directory / "model.segapp"
-    Segmenter(features=features, feature_params=params, n_estimators=trees).fit(first, lab).save(model)
+    kwargs = {"n_estimators": trees} if trees else {}  # default: the Segmenter's own forest settings
+    Segmenter(features=features, feature_params=params, **kwargs).fit(first, lab).save(model)
     return model
 
 
@@ -100,7 +101,7 @@ def start_workers(n: int, settings, logdir: Path, queues: str = "default", threa
            "SEGAPP_CACHE_DIR": str(logdir / "cache")}
     procs, names = [], []
     for i in range(n):
-        name = f"bench{i}-{os.getpid()}@{socket.gethostname()}"
+        name = f"{queues}-{i}-{os.getpid()}@{socket.gethostname()}"
         log = open(logdir / f"worker{i}-{time.time_ns()}.log", "wb")
         procs.append(subprocess.Popen([sys.executable, "-m", "segapp.jobs.worker", "--queues", queues,
                                        "--concurrency", "1", "--hostname", name], cwd=ROOT, env=env, stdout=log,
@@ -127,8 +128,11 @@ def stop_workers(procs) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def run_local(model: Path, images: list[Path], out: Path) -> float:
-    """What ``python -m segapp predict`` does, timed, in this process with one thread."""
+def run_local(model: Path, images: list[Path], out: Path, start=None) -> float:
+    """What ``python -m segapp predict`` does, timed, in this process with one thread.
+
+    With ``start`` (an event) the clock starts when it is set, after the warm-up.
+    """
     import joblib
 
     from segapp import io
@@ -138,6 +142,8 @@ def run_local(model: Path, images: list[Path], out: Path) -> float:
     seg = Segmenter.load(model)
     seg.predict_proba(io.read_image(images[0])[:64, :64])  # warm-up (imports, first allocation)
     out.mkdir(parents=True, exist_ok=True)
+    if start is not None:
+        start.wait()
     t0 = time.perf_counter()
     for p in images:
         image = io.read_image(p)
@@ -145,6 +151,30 @@ def run_local(model: Path, images: list[Path], out: Path) -> float:
         seg.cache.clear()
         io.write_labels(out / f"{p.stem}.png", seg.predict(image, proba=proba))
     return time.perf_counter() - t0
+
+
+def _local_share(model, images, out, start, done) -> None:
+    done.put(run_local(model, images, out, start))
+
+
+def run_local_parallel(model: Path, images: list[Path], out: Path, n: int = 2) -> float:
+    """``n`` in-process predictions side by side (spawned processes, no queue): the machine's ceiling."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    start, done = ctx.Event(), ctx.Queue()
+    ps = [ctx.Process(target=_local_share, args=(model, images[i::n], out / str(i), start, done)) for i in range(n)]
+    for p in ps:
+        p.start()
+    time.sleep(8.0)  # imports and warm-up happen before the start signal
+    t0 = time.perf_counter()
+    start.set()
+    for _ in ps:
+        done.get()
+    wall = time.perf_counter() - t0
+    for p in ps:
+        p.join()
+    return wall
 
 
 def run_queue(model: Path, images: list[Path], out: Path, settings, queue: str) -> tuple[float, float, float]:
@@ -160,25 +190,32 @@ def run_queue(model: Path, images: list[Path], out: Path, settings, queue: str) 
     return wall, busy, sum(j["seconds"] for j in jobs) / len(jobs)
 
 
+def _burn(seconds: float, start, out) -> None:
+    start.wait()
+    end, x = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        x += 1
+    out.put(x)
+
+
 def calibrate(seconds: float = 2.0) -> float:
-    """Work done by 2 CPU-bound processes relative to 1: the parallelism this machine offers right now."""
+    """Work done by 2 CPU-bound processes relative to 1: the parallelism this machine offers right now.
+
+    Uses fresh (spawned) processes: forking this process, which holds Redis and
+    Celery connections and their threads, could deadlock the child.
+    """
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
 
     def count(n):
-        q = ctx.Queue()
-
-        def work():
-            end, x = time.perf_counter() + seconds, 0
-            while time.perf_counter() < end:
-                x += 1
-            q.put(x)
-
-        ps = [ctx.Process(target=work) for _ in range(n)]
+        start, out = ctx.Event(), ctx.Queue()
+        ps = [ctx.Process(target=_burn, args=(seconds, start, out)) for _ in range(n)]
         for p in ps:
             p.start()
-        total = sum(q.get() for _ in ps)
+        time.sleep(1.0)  # let them import and wait at the start line
+        start.set()
+        total = sum(out.get() for _ in ps)
         for p in ps:
             p.join()
         return total
@@ -192,7 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=1000, help="image side in pixels (1000 = one megapixel)")
     p.add_argument("--features", default="classical")
     p.add_argument("--sigmas", type=float, nargs="*", help="classical sigmas (default: the extractor's)")
-    p.add_argument("--trees", type=int, default=50)
+    p.add_argument("--trees", type=int, help="random-forest size (default: the Segmenter default)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best of each is reported")
     p.add_argument("--gpu-compare", action="store_true", help="add one GPU worker (queue gpu, all CPU threads)")
@@ -204,7 +241,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="segapp-scale-"))
     params = {"sigmas": a.sigmas} if a.sigmas else None
     print(f"# {a.images} images of {a.size}x{a.size}, features={a.features}{' ' + str(params) if params else ''}, "
-          f"{a.trees} trees; {os.cpu_count()} CPUs; best of {a.repeats} interleaved rounds", flush=True)
+          f"{a.trees or 'default'} trees; {os.cpu_count()} CPUs; best of {a.repeats} interleaved rounds", flush=True)
     model = make_batch(tmp, a.images, a.size, a.features, a.trees, params)
     images = sorted(tmp.glob("img*.png"))
     mp = a.images * a.size * a.size / 1e6
@@ -223,6 +260,9 @@ def main(argv=None) -> int:
         for r in range(a.repeats):
             ceiling = calibrate()
             runs["in-process, 1 thread"].append((run_local(model, images, tmp / "local"), None, None, ceiling))
+            if 2 in a.workers:
+                runs.setdefault("in-process, 2 processes (no queue)", []).append(
+                    (run_local_parallel(model, images, tmp / "local2"), None, None, ceiling))
             for n in a.workers:
                 label = f"queue, {n} worker process{'es' if n > 1 else ''}"
                 runs.setdefault(label, []).append((*run_queue(model, images, tmp / f"q{n}", settings, f"bench{n}"),
@@ -238,11 +278,12 @@ def main(argv=None) -> int:
         redis_proc.wait()
     best = {k: min(v, key=lambda x: x[0]) for k, v in runs.items()}
     one = best.get("queue, 1 worker process")
-    print("\n| run | best s | median s | images/s (best) | MP/s (best) | speed-up vs 1 worker | workers busy | s/job |")
+    print("\n| run | best s | median s | images/s (best) | MP/s (best) | speed-up vs 1 process | workers busy | s/job |")
     print("|---|---|---|---|---|---|---|---|")
     for label, (t, busy, job, _) in best.items():
         med = statistics.median(x[0] for x in runs[label])
-        speed = f"{one[0] / t:.2f}x" if one and label.startswith("queue") else ""
+        base = one[0] if one and label.startswith("queue") else best["in-process, 1 thread"][0]
+        speed = f"{base / t:.2f}x" if label != "in-process, 1 thread" else ""
         extra = f"{100 * busy:.0f} % | {job:.3f}" if busy is not None else " | "
         print(f"| {label} | {t:.1f} | {med:.1f} | {a.images / t:.2f} | {mp / t:.2f} | {speed} | {extra} |")
     local = best["in-process, 1 thread"][0]

@@ -118,10 +118,9 @@ def cmd_worker(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from .config import get_settings
+    from .config import describe
 
-    for k, v in sorted(get_settings().masked().items()):
-        print(f"{k:<16} {v}")
+    print(describe())
     return 0
 
 

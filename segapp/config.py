@@ -1,23 +1,34 @@
 """Deployment settings from environment variables, with documented defaults.
 
-=====================  ================================  ==========================================
-variable               default                           meaning
-=====================  ================================  ==========================================
-``HOST``               ``127.0.0.1``                     address the web server binds to
-``PORT``               ``8050``                          port of the web server
-``REDIS_URL``          unset                             Celery broker + result backend and session
-                                                         store; unset = embedded diskcache mode
-``SEGAPP_DATA_DIR``    ``./.segapp/data``                session store directory (embedded mode)
-``SEGAPP_CACHE_DIR``   ``./.segapp/cache``               diskcache directory for background jobs
-``SEGAPP_MAX_PIXELS``  ``100000000``                     largest accepted image (pixels per plane)
-``SEGAPP_MAX_UPLOAD_MB`` ``200``                         largest accepted upload
-``SEGAPP_SESSION_TTL`` ``604800``                        seconds a session's data lives after last write
-``SEGAPP_QUEUES``      ``default``                       queues a worker consumes (``gpu,default``)
-``SEGAPP_TASK_TIME_LIMIT`` ``1800``                      hard time limit of one job, seconds
-``SEGAPP_WEIGHTS_DIR`` ``~/.cache/segapp/weights``       where local backbone weights are looked up
-``SEGAPP_SECRET_KEY``  random per process                Flask secret (set it when running >1 web
-                                                         process)
-=====================  ================================  ==========================================
+==============================  ============================  ==========================================
+variable                        default                       meaning
+==============================  ============================  ==========================================
+``HOST``                        ``127.0.0.1``                 address the web server binds to
+``PORT``                        ``8050``                      port of the web server
+``REDIS_URL``                   unset                         Celery broker + result backend and session
+                                                              store; unset = embedded diskcache mode
+``SEGAPP_DATA_DIR``             ``./.segapp/data``            session store directory (embedded mode)
+``SEGAPP_CACHE_DIR``            ``./.segapp/cache``           diskcache + feature cache directory (shared
+                                                              by the web server and the workers)
+``SEGAPP_MAX_PIXELS``           ``100000000``                 largest accepted image (pixels per plane)
+``SEGAPP_MAX_UPLOAD_MB``        ``200``                       largest accepted upload
+``SEGAPP_SESSION_TTL``          ``604800``                    seconds a session's data lives after its
+                                                              last write
+``SEGAPP_QUEUES``               ``default``                   queues a worker consumes (``gpu,default``)
+``SEGAPP_TASK_TIME_LIMIT``      ``1800``                      hard time limit of one job, seconds (a soft
+                                                              limit a little earlier stops it cleanly)
+``SEGAPP_WEIGHTS_DIR``          ``~/.cache/segapp/weights``   where local backbone weights are looked up
+``SEGAPP_SECRET_KEY``           random per process            Flask secret (set it when running >1 web
+                                                              process)
+``SEGAPP_RESULT_EXPIRES``       ``86400``                     seconds job results and progress are kept
+``SEGAPP_VISIBILITY_TIMEOUT``   time limit + 600              seconds before a job held by a vanished
+                                                              worker is handed to another worker
+``SEGAPP_WORKER_CONCURRENCY``   CPUs (1 on a GPU queue)       worker processes per worker
+``SEGAPP_WORKER_THREADS``       CPUs / concurrency            threads each worker process may use
+``SEGAPP_MAX_REDELIVERIES``     ``3``                         worker losses after which a job gives up
+``SEGAPP_APP_MODULE``           ``app``                       module workers import to register the web
+                                                              app's background callbacks
+==============================  ============================  ==========================================
 
 Examples
 --------
@@ -26,6 +37,8 @@ Examples
 (9000, True)
 >>> cfg.masked()["redis_url"]
 'redis://:***@r:6379/0'
+>>> cfg.effective_visibility_timeout
+2400
 """
 
 from __future__ import annotations
@@ -33,13 +46,26 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
 
+#: Environment variable of each setting (the documented interface; tests check docs and compose against it).
+ENV_VARS = {
+    "host": "HOST", "port": "PORT", "redis_url": "REDIS_URL", "data_dir": "SEGAPP_DATA_DIR",
+    "cache_dir": "SEGAPP_CACHE_DIR", "max_pixels": "SEGAPP_MAX_PIXELS", "max_upload_mb": "SEGAPP_MAX_UPLOAD_MB",
+    "session_ttl": "SEGAPP_SESSION_TTL", "queues": "SEGAPP_QUEUES", "task_time_limit": "SEGAPP_TASK_TIME_LIMIT",
+    "weights_dir": "SEGAPP_WEIGHTS_DIR", "secret_key": "SEGAPP_SECRET_KEY",
+    "result_expires": "SEGAPP_RESULT_EXPIRES", "visibility_timeout": "SEGAPP_VISIBILITY_TIMEOUT",
+    "worker_concurrency": "SEGAPP_WORKER_CONCURRENCY", "worker_threads": "SEGAPP_WORKER_THREADS",
+    "max_redeliveries": "SEGAPP_MAX_REDELIVERIES", "app_module": "SEGAPP_APP_MODULE",
+}
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
-def _int(env, name, default, minimum=1) -> int:
+
+def _int(env, name, default, minimum=1):
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -50,6 +76,38 @@ def _int(env, name, default, minimum=1) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def parse_queues(raw: str | None, name: str = "SEGAPP_QUEUES") -> tuple[str, ...]:
+    """Comma-separated queue names -> tuple (``("default",)`` when empty).
+
+    Examples
+    --------
+    >>> parse_queues("gpu, default")
+    ('gpu', 'default')
+    >>> parse_queues("")
+    ('default',)
+    """
+    queues = tuple(dict.fromkeys(q.strip() for q in (raw or "").split(",") if q.strip()))
+    for q in queues:
+        if not _NAME.match(q):
+            raise ConfigError(f"{name}: invalid queue name {q!r}")
+    return queues or ("default",)
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password of a URL.
+
+    Examples
+    --------
+    >>> mask_url("redis://user:secret@host:6379/0")
+    'redis://user:***@host:6379/0'
+    >>> mask_url("rediss://:secret@host/1")
+    'rediss://:***@host/1'
+    """
+    if not url:
+        return url
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)
@@ -68,37 +126,64 @@ class Settings:
     task_time_limit: int = 1800
     weights_dir: Path = Path("~/.cache/segapp/weights").expanduser()
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    result_expires: int = 24 * 3600
+    visibility_timeout: int | None = None
+    worker_concurrency: int | None = None
+    worker_threads: int | None = None
+    max_redeliveries: int = 3
+    app_module: str = "app"
 
     @property
     def distributed(self) -> bool:
         """True when jobs run on Celery workers (``REDIS_URL`` set)."""
         return bool(self.redis_url)
 
+    @property
+    def soft_time_limit(self) -> int:
+        """Seconds after which a job is asked to stop (a little before the hard limit).
+
+        Examples
+        --------
+        >>> Settings(task_time_limit=1800).soft_time_limit, Settings(task_time_limit=10).soft_time_limit
+        (1770, 9)
+        """
+        return max(1, self.task_time_limit - min(30, max(1, self.task_time_limit // 10)))
+
+    @property
+    def effective_visibility_timeout(self) -> int:
+        """Seconds an unacknowledged job waits before redelivery (must exceed the longest job)."""
+        return self.visibility_timeout or self.task_time_limit + 600
+
     @classmethod
     def from_env(cls, env=None) -> "Settings":
         """Read settings from ``env`` (default ``os.environ``); bad values raise ConfigError."""
         env = os.environ if env is None else env
-        queues = tuple(q.strip() for q in env.get("SEGAPP_QUEUES", "default").split(",") if q.strip())
-        for q in queues:
-            if not re.match(r"^[A-Za-z0-9_.-]+$", q):
-                raise ConfigError(f"SEGAPP_QUEUES: invalid queue name {q!r}")
         kwargs = dict(
             host=env.get("HOST", "127.0.0.1") or "127.0.0.1",
             port=_int(env, "PORT", 8050),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=(env.get("REDIS_URL") or "").strip() or None,
             data_dir=Path(env.get("SEGAPP_DATA_DIR") or ".segapp/data"),
             cache_dir=Path(env.get("SEGAPP_CACHE_DIR") or ".segapp/cache"),
             max_pixels=_int(env, "SEGAPP_MAX_PIXELS", 100_000_000),
             max_upload_mb=_int(env, "SEGAPP_MAX_UPLOAD_MB", 200),
             session_ttl=_int(env, "SEGAPP_SESSION_TTL", 7 * 24 * 3600),
-            queues=queues or ("default",),
+            queues=parse_queues(env.get("SEGAPP_QUEUES", "default")),
             task_time_limit=_int(env, "SEGAPP_TASK_TIME_LIMIT", 1800),
             weights_dir=Path(env.get("SEGAPP_WEIGHTS_DIR") or "~/.cache/segapp/weights").expanduser(),
+            result_expires=_int(env, "SEGAPP_RESULT_EXPIRES", 24 * 3600),
+            visibility_timeout=_int(env, "SEGAPP_VISIBILITY_TIMEOUT", None),
+            worker_concurrency=_int(env, "SEGAPP_WORKER_CONCURRENCY", None),
+            worker_threads=_int(env, "SEGAPP_WORKER_THREADS", None),
+            max_redeliveries=_int(env, "SEGAPP_MAX_REDELIVERIES", 3, minimum=0),
+            app_module=(env.get("SEGAPP_APP_MODULE") or "app").strip(),
         )
         if env.get("SEGAPP_SECRET_KEY"):
             kwargs["secret_key"] = env["SEGAPP_SECRET_KEY"]
-        if kwargs["redis_url"] and not kwargs["redis_url"].startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {kwargs['redis_url']!r}")
+        url = kwargs["redis_url"]
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {mask_url(url)!r}")
+        if not _MODULE.match(kwargs["app_module"]):
+            raise ConfigError(f"SEGAPP_APP_MODULE must be a dotted module name, got {kwargs['app_module']!r}")
         return cls(**kwargs)
 
     def masked(self) -> dict:
@@ -106,8 +191,7 @@ class Settings:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
         d["queues"] = ",".join(self.queues)
         d["secret_key"] = "***"
-        if self.redis_url:
-            d["redis_url"] = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", self.redis_url)
+        d["redis_url"] = mask_url(self.redis_url)
         d["mode"] = "distributed (Celery + Redis)" if self.distributed else "embedded (diskcache)"
         return d
 
@@ -115,3 +199,35 @@ class Settings:
 def get_settings() -> Settings:
     """Settings of this process from the environment."""
     return Settings.from_env()
+
+
+def describe(settings: Settings | None = None, env=None) -> str:
+    """The effective settings as printable text, secrets masked (``python -m segapp config``).
+
+    Each line shows the setting, its value and where it came from (the
+    environment variable, or ``default``).
+
+    Examples
+    --------
+    >>> text = describe(Settings.from_env({"PORT": "9000"}), env={"PORT": "9000"})
+    >>> print(text.splitlines()[0])
+    mode                 embedded (diskcache)
+    >>> [ln for ln in text.splitlines() if ln.startswith("port")]
+    ['port                 9000                                      PORT']
+    """
+    env = os.environ if env is None else env
+    settings = settings or Settings.from_env(env)
+    values = settings.masked()
+    lines = [f"{'mode':<20} {values.pop('mode')}"]
+    for f in fields(Settings):
+        var = ENV_VARS[f.name]
+        value = values[f.name]
+        shown = "(auto)" if value is None else str(value)
+        if f.name == "redis_url" and value is None:
+            shown = "(unset: embedded mode)"
+        elif f.name == "visibility_timeout" and value is None:
+            shown = f"{settings.effective_visibility_timeout} (auto)"
+        source = var if env.get(var) else "default"
+        lines.append(f"{f.name:<20} {shown:<41} {source}")
+    lines.append(f"{'soft_time_limit':<20} {settings.soft_time_limit:<41} derived")
+    return "\n".join(lines)

@@ -4,8 +4,8 @@ Everything a session owns lives under its own unguessable session id; keys are
 ``<session>/<kind>/<item>``.  Two backends share one interface:
 
 - :class:`LocalStore` — a directory on disk (embedded, single-machine mode);
-- :class:`RedisStore` — Redis, with a time-to-live on every key (distributed
-  mode, shared by the web server and Celery workers).
+- :class:`RedisStore` — Redis, where a session expires ``ttl`` seconds after its
+  last write (distributed mode, shared by the web server and Celery workers).
 
 Values are bytes; helpers store JSON documents and NumPy arrays (``.npy``
 bytes, never pickles).
@@ -37,8 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import mask_url
+from .errors import SegappError
+
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class StoreUnavailableError(SegappError):
+    """The session store (Redis) cannot be reached; the message says where and what to do."""
 
 
 def new_session_id() -> str:
@@ -79,6 +86,9 @@ class Store:
 
     def drop_session(self, session: str) -> None:
         raise NotImplementedError
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailableError` when the store cannot be used."""
 
     # -- typed helpers ----------------------------------------------------------
     def put_json(self, session: str, kind: str, item: str, doc) -> None:
@@ -159,64 +169,226 @@ class LocalStore(Store):
 
 
 class RedisStore(Store):
-    """Redis-backed store; every key expires ``ttl`` seconds after its last write.
+    """Redis-backed store; a session expires ``ttl`` seconds after its last write.
+
+    Every value carries a one-byte header; values larger than ``chunk_bytes``
+    are split over several keys (Redis caps one value at 512 MB), so images of
+    any accepted size round-trip.  Each session keeps a registry of its keys:
+    a write refreshes the expiry of the whole session (at most once per
+    ``ttl / 10`` seconds), so old images do not expire before newer
+    annotations, and :meth:`drop_session` needs no keyspace scan.
 
     Parameters
     ----------
     url : str
-        ``redis://host:port/db``.
+        ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
     ttl : float
-        Time-to-live in seconds of every key (refreshed on write).
+        Seconds a session lives after its last write.
     prefix : str
         Namespace for all keys of this deployment.
+    chunk_bytes : int
+        Largest single Redis value written.
+    client : redis.Redis, optional
+        An existing client (``url`` is then only used in messages).
     """
 
-    def __init__(self, url: str, ttl: float = 7 * 24 * 3600, prefix: str = "segapp"):
+    def __init__(self, url: str, ttl: float = 7 * 24 * 3600, prefix: str = "segapp",
+                 chunk_bytes: int = 32 * 1024**2, client=None):
         import redis  # imported here: the engine and embedded mode never need it
 
-        self.client = redis.Redis.from_url(url)
+        self.url = url
+        self.client = client or redis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=120, socket_keepalive=True,
+            health_check_interval=30, retry_on_timeout=True)
         self.ttl = float(ttl)
         self.prefix = prefix
+        self.chunk_bytes = int(chunk_bytes)
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._refresh = self.client.register_script(_REFRESH_LUA)
+
+    # -- key layout: '#' never occurs in a validated kind or item, so internal keys cannot collide
+    def _base(self, session) -> str:
+        return f"{self.prefix}:{{{session}}}"  # hash tag: one cluster slot per session
 
     def _key(self, session, kind, item=None) -> str:
         _check(session, kind, item)
-        return f"{self.prefix}:{session}:{kind}" + (f":{item}" if item is not None else "")
+        return f"{self._base(session)}:{kind}" + (f":{item}" if item is not None else "")
 
     def _index(self, session, kind) -> str:
-        return self._key(session, kind) + ":__index__"
+        return self._key(session, kind) + ":#index"
 
+    def _registry(self, session) -> str:
+        return self._base(session) + ":#keys"
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, int(round(self.ttl * 1000)))
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except self._errors as e:
+            raise StoreUnavailableError(unreachable_message(self.url, e)) from None
+
+    # -- byte operations -----------------------------------------------------------
     def put(self, session, kind, item, data):
-        ttl = max(1, int(round(self.ttl)))
-        idx = self._index(session, kind)
-        pipe = self.client.pipeline()
-        pipe.set(self._key(session, kind, item), data, ex=ttl)
+        self._guard(self._put, session, kind, item, bytes(data) if not isinstance(data, bytes) else data)
+
+    def _put(self, session, kind, item, data: bytes):
+        key, idx, reg, ttl = self._key(session, kind, item), self._index(session, kind), \
+            self._registry(session), self._ttl_ms
+        old_chunks = self._chunk_keys(key)
+        if len(data) <= self.chunk_bytes:
+            value, chunks = b"\x00" + data, []
+        else:
+            nonce = secrets.token_hex(4)
+            n = -(-len(data) // self.chunk_bytes)
+            chunks = [f"{key}#{nonce}:{i}" for i in range(n)]
+            view = memoryview(data)
+            for i, ck in enumerate(chunks):  # one value per round trip keeps requests bounded
+                pipe = self.client.pipeline(transaction=False)
+                pipe.set(ck, view[i * self.chunk_bytes:(i + 1) * self.chunk_bytes], px=ttl)
+                pipe.sadd(reg, ck)
+                pipe.pexpire(reg, ttl)
+                pipe.execute()
+            value = b"\x01" + json.dumps({"chunks": chunks, "size": len(data)}).encode()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(key, value, px=ttl)
         pipe.zadd(idx, {item: time.time()})
-        pipe.expire(idx, ttl)
+        pipe.sadd(reg, key, idx)
+        pipe.pexpire(idx, ttl)
+        pipe.pexpire(reg, ttl)
         pipe.execute()
+        stale = [c for c in old_chunks if c not in chunks]
+        if stale:
+            self.client.delete(*stale)
+            self.client.srem(reg, *stale)
+        self._touch(session)
+
+    def _chunk_keys(self, key) -> list[str]:
+        if self.client.getrange(key, 0, 0) != b"\x01":
+            return []
+        head = self.client.get(key)
+        return json.loads(head[1:])["chunks"] if head and head[:1] == b"\x01" else []
+
+    def _touch(self, session) -> None:
+        """Refresh the expiry of every key of the session (rate-limited)."""
+        every = max(1, int(self.ttl // 10))
+        if self.client.set(self._base(session) + ":#touch", b"1", nx=True, ex=min(60, every)):
+            self._refresh(keys=[self._registry(session)], args=[self._ttl_ms])
 
     def get(self, session, kind, item):
-        return self.client.get(self._key(session, kind, item))
+        return self._guard(self._get, self._key(session, kind, item))
+
+    def _get(self, key):
+        for _ in range(3):  # a concurrent overwrite may replace the chunks between two reads
+            value = self.client.get(key)
+            if value is None:
+                return None
+            if value[:1] == b"\x00":
+                return value[1:]
+            head = json.loads(value[1:])
+            parts = self.client.mget(head["chunks"]) if head["chunks"] else []
+            if all(p is not None for p in parts):
+                data = b"".join(parts)
+                if len(data) == head["size"]:
+                    return data
+        return None
 
     def delete(self, session, kind, item):
-        pipe = self.client.pipeline()
-        pipe.delete(self._key(session, kind, item))
-        pipe.zrem(self._index(session, kind), item)
-        pipe.execute()
+        key = self._key(session, kind, item)
+
+        def run():
+            chunks = self._chunk_keys(key)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(key, *chunks)
+            pipe.zrem(self._index(session, kind), item)
+            pipe.srem(self._registry(session), key, *chunks)
+            pipe.execute()
+
+        self._guard(run)
 
     def list(self, session, kind):
         idx = self._index(session, kind)
-        items = [i.decode() for i in self.client.zrange(idx, 0, -1)]
-        alive = [i for i in items if self.client.exists(self._key(session, kind, i))]
-        stale = set(items) - set(alive)
-        if stale:
-            self.client.zrem(idx, *stale)
-        return alive
+
+        def run():
+            items = [i.decode() for i in self.client.zrange(idx, 0, -1)]
+            if not items:
+                return []
+            pipe = self.client.pipeline(transaction=False)
+            for i in items:
+                pipe.exists(self._key(session, kind, i))
+            alive = [i for i, ok in zip(items, pipe.execute()) if ok]
+            stale = set(items) - set(alive)
+            if stale:
+                self.client.zrem(idx, *stale)
+            return alive
+
+        return self._guard(run)
 
     def drop_session(self, session):
         _check(session, "x")
-        keys = list(self.client.scan_iter(match=f"{self.prefix}:{session}:*", count=500))
-        if keys:
-            self.client.delete(*keys)
+        reg = self._registry(session)
+
+        def run():
+            keys = [k.decode() for k in self.client.smembers(reg)]
+            for s in range(0, len(keys), 500):
+                self.client.delete(*keys[s:s + 500])
+            self.client.delete(reg, self._base(session) + ":#touch")
+
+        self._guard(run)
+
+    def ping(self) -> None:
+        self._guard(self.client.ping)
+
+
+# Refresh the expiry of every key listed in the registry set KEYS[1]; forget keys that are gone.
+_REFRESH_LUA = """
+local ttl = tonumber(ARGV[1])
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('PEXPIRE', k, ttl) == 0 then redis.call('SREM', KEYS[1], k) end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+
+def unreachable_message(url: str, error: Exception | str) -> str:
+    """One-line message for an unreachable Redis.
+
+    Examples
+    --------
+    >>> unreachable_message("redis://:pw@db:6379/0", "Connection refused")
+    'cannot reach Redis at redis://:***@db:6379/0 (Connection refused); start Redis or fix REDIS_URL, \
+or unset REDIS_URL to run in embedded mode'
+    """
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return (f"cannot reach Redis at {mask_url(url)} ({reason}); start Redis or fix REDIS_URL, "
+            "or unset REDIS_URL to run in embedded mode")
+
+
+def check_redis(url: str, timeout: float = 3.0) -> None:
+    """Ping Redis at ``url``; raise :class:`StoreUnavailableError` with a one-line message if it fails.
+
+    Examples
+    --------
+    >>> check_redis("redis://127.0.0.1:1/0", timeout=0.5)
+    Traceback (most recent call last):
+    ...
+    segapp.store.StoreUnavailableError: cannot reach Redis at redis://127.0.0.1:1/0 (...); ...
+    """
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None)
+    try:
+        client.ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+        raise StoreUnavailableError(unreachable_message(url, e)) from None
+    except redis.exceptions.ResponseError as e:  # e.g. wrong password / AUTH required
+        raise StoreUnavailableError(f"Redis at {mask_url(url)} refused the connection: "
+                                    f"{' '.join(str(e).split())}; check the password in REDIS_URL") from None
+    finally:
+        client.close()
 
 
 def open_store(redis_url: str | None = None, data_dir=None, ttl: float = 7 * 24 * 3600) -> Store:
@@ -224,3 +396,8 @@ def open_store(redis_url: str | None = None, data_dir=None, ttl: float = 7 * 24 
     if redis_url:
         return RedisStore(redis_url, ttl=ttl)
     return LocalStore(data_dir or Path.cwd() / ".segapp" / "data", ttl=ttl)
+
+
+def store_for(settings) -> Store:
+    """The store described by a :class:`segapp.config.Settings` (``redis_url``, ``data_dir``, ``session_ttl``)."""
+    return open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
