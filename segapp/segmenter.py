@@ -289,20 +289,8 @@ class Segmenter:
         return ids.astype(dtype)[np.argmax(proba, axis=-1)]
 
     def uncertainty(self, image: np.ndarray | None = None, proba: np.ndarray | None = None) -> np.ndarray:
-        """``1 - (p_top1 - p_top2)`` per pixel: high where the classifier hesitates.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> Segmenter().uncertainty(proba=np.array([[[0.9, 0.1], [0.5, 0.5]]])).tolist() == [[np.float32(0.2), 1.0]]
-        True
-        """
-        if proba is None:
-            proba = self.predict_proba(image)
-        if proba.shape[-1] < 2:
-            return np.zeros(proba.shape[:-1], np.float32)
-        top2 = np.partition(proba, -2, axis=-1)[..., -2:]
-        return (1.0 - (top2[..., 1] - top2[..., 0])).astype(np.float32)
+        """:func:`uncertainty` of ``proba``, or of this model's probabilities for ``image``."""
+        return uncertainty(self.predict_proba(image) if proba is None else proba)
 
     # -- persistence -----------------------------------------------------------
     def save(self, path=None) -> bytes:
@@ -321,6 +309,21 @@ class Segmenter:
         from .modelfile import load_segmenter
 
         return load_segmenter(source, cls)
+
+
+def uncertainty(proba: np.ndarray) -> np.ndarray:
+    """``1 - (p_top1 - p_top2)`` per pixel: high where the classifier hesitates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> uncertainty(np.array([[[0.9, 0.1], [0.5, 0.5]]])).tolist() == [[np.float32(0.2), 1.0]]
+    True
+    """
+    if proba.shape[-1] < 2:
+        return np.zeros(proba.shape[:-1], np.float32)
+    top2 = np.partition(proba, -2, axis=-1)[..., -2:]
+    return (1.0 - (top2[..., 1] - top2[..., 0])).astype(np.float32)
 
 
 def _as_list(x) -> list:

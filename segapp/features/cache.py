@@ -1,7 +1,8 @@
-"""In-memory LRU cache of feature stacks keyed by (image digest, extractor key).
+"""Caches: a generic LRU, feature stacks in memory and on disk.
 
-Repainting retrains without re-extracting: the Segmenter and the web app look
-features up here before computing them.
+Repainting retrains without re-extracting: the Segmenter, the web app and the
+workers look features up here (keyed by image digest and extractor key) before
+computing them.
 """
 
 from __future__ import annotations
@@ -16,23 +17,69 @@ from pathlib import Path
 import numpy as np
 
 
-def array_digest(array: np.ndarray) -> str:
-    """SHA-1 of an array's shape, dtype and bytes.
+class LRUCache:
+    """Thread-safe least-recently-used cache bounded by a total cost.
+
+    Parameters
+    ----------
+    max_cost : int
+        Evict least-recently-used entries while the summed cost exceeds this.
+    cost : callable, optional
+        Cost of a value (default 1 per entry); a value costing more than
+        ``max_cost`` is not stored.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> array_digest(np.zeros((2, 2))) == array_digest(np.zeros((2, 2)))
-    True
+    >>> c = LRUCache(2)
+    >>> c.put("a", 1); c.put("b", 2); _ = c.get("a"); c.put("c", 3)
+    >>> sorted(c.keys())
+    ['a', 'c']
     """
-    h = hashlib.sha1()
-    h.update(repr((array.shape, str(array.dtype))).encode())
-    h.update(np.ascontiguousarray(array).data)
-    return h.hexdigest()
+
+    def __init__(self, max_cost: int, cost=None):
+        self.max_cost = int(max_cost)
+        self.cost = cost or (lambda value: 1)
+        self._data: OrderedDict = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                return default
+            self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        cost = self.cost(value)
+        if cost > self.max_cost:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._total -= self.cost(old)
+            self._data[key] = value
+            self._total += cost
+            while self._total > self.max_cost:
+                _, evicted = self._data.popitem(last=False)
+                self._total -= self.cost(evicted)
+
+    def keys(self) -> list:
+        with self._lock:
+            return list(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._total = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 class FeatureCache:
-    """Thread-safe LRU cache bounded by total bytes.
+    """Feature stacks keyed by (image digest, extractor key), LRU-bounded by total bytes.
 
     Parameters
     ----------
@@ -52,37 +99,19 @@ class FeatureCache:
 
     def __init__(self, max_bytes: int = 2 * 1024**3):
         self.max_bytes = int(max_bytes)
-        self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._lru = LRUCache(self.max_bytes, cost=lambda a: a.nbytes)
 
     def get(self, digest: str, key: str):
-        with self._lock:
-            arr = self._data.get((digest, key))
-            if arr is not None:
-                self._data.move_to_end((digest, key))
-            return arr
+        return self._lru.get((digest, key))
 
     def put(self, digest: str, key: str, features: np.ndarray) -> None:
-        if features.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            old = self._data.pop((digest, key), None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._data[(digest, key)] = features
-            self._bytes += features.nbytes
-            while self._bytes > self.max_bytes:
-                _, evicted = self._data.popitem(last=False)
-                self._bytes -= evicted.nbytes
+        self._lru.put((digest, key), features)
 
     def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._bytes = 0
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._lru)
 
 
 DISK_FEATURE_BYTES = 6 * 1024**3  # bound of the on-disk feature cache

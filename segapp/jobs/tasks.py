@@ -22,13 +22,13 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from .. import io
 from ..errors import SegappError
+from ..features.cache import LRUCache
 from ..store import StoreUnavailableError, store_for
 from .celery_app import app
 
@@ -36,7 +36,7 @@ RETRY = dict(autoretry_for=(StoreUnavailableError,), retry_backoff=2, retry_back
 MODEL_CACHE_SIZE = 4
 
 _lock = threading.Lock()
-_state: dict = {"store": None, "features": None, "models": OrderedDict()}
+_state: dict = {"store": None, "features": None, "models": LRUCache(MODEL_CACHE_SIZE)}
 
 
 def _settings():
@@ -77,26 +77,17 @@ def load_model(store, session: str, model: str, digest: str | None = None):
     from ..segmenter import Segmenter
 
     models = _state["models"]
-    if digest is not None:
-        with _lock:
-            seg = models.get(digest)
-            if seg is not None:
-                models.move_to_end(digest)
-                return seg
+    seg = models.get(digest) if digest is not None else None
+    if seg is not None:
+        return seg
     data = store.get(session, "model", model)
     if data is None:
         raise SegappError(f"model {model!r} is not in the store (expired or never uploaded)")
     digest = hashlib.sha256(data).hexdigest()
-    with _lock:
-        seg = models.get(digest)
-        if seg is not None:
-            models.move_to_end(digest)
-            return seg
-    seg = Segmenter.load(data)
-    with _lock:
-        models[digest] = seg
-        while len(models) > MODEL_CACHE_SIZE:
-            models.popitem(last=False)
+    seg = models.get(digest)
+    if seg is None:
+        seg = Segmenter.load(data)
+        models.put(digest, seg)
     return seg
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from ..annotations import shapes_to_labels
 from ..errors import AnnotationError, SegappError
 from ..features import FeatureCache
-from ..features.cache import DiskFeatureCache  # noqa: F401  (re-exported for the callbacks)
+from ..features.cache import DiskFeatureCache, LRUCache  # noqa: F401  (DiskFeatureCache re-exported)
 from ..segmenter import Segmenter
 from .session import Session, split_key
 
@@ -64,20 +63,13 @@ class ModelCache:
     """Small LRU of loaded Segmenters keyed by (session, model version)."""
 
     def __init__(self, size: int = 16):
-        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+        self._lru = LRUCache(size)
 
     def get(self, sid: str, version: int):
-        with self._lock:
-            seg = self._data.get((sid, version))
-            if seg is not None:
-                self._data.move_to_end((sid, version))
-            return seg
+        return self._lru.get((sid, version))
 
     def put(self, sid: str, version: int, seg) -> None:
-        with self._lock:
-            self._data[(sid, version)] = seg
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+        self._lru.put((sid, version), seg)
 
 
 # -- settings --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dash.exceptions import PreventUpdate
 from ... import io
 from ...annotations import apply_relayout, parse_shape_name, shapes_to_labels
 from ...errors import SegappError
-from ...segmenter import Segmenter
+from ...segmenter import uncertainty
 from .. import ids
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
 from ..render import heatmap_png_uri, instances_png_uri, labels_png_uri
@@ -43,7 +43,7 @@ def overlay_uri(sess, k: str, mode: str, proba_class, classes: list[dict]) -> st
     if proba is None:
         return None
     if mode == "uncertainty":
-        return heatmap_png_uri(Segmenter().uncertainty(proba=proba), "inferno")
+        return heatmap_png_uri(uncertainty(proba), "inferno")
     order = sess.result_classes(k)
     cid = proba_class if proba_class in order else (order[-1] if order else None)
     return None if cid is None else heatmap_png_uri(proba[..., order.index(cid)], "viridis")
