@@ -219,3 +219,20 @@ def pytest_collection_modifyitems(config, items):
         if "browser" in item.keywords:
             item.add_marker(skip)
 # ==== end of web app browser tests ====
+
+
+# ==== dash_duo on a free port ====
+# dash's ThreadedRunner listens on 8050 unless told otherwise; two test runs on one machine
+# (or a developer's `make run`) would then collide.  Every dash_duo server gets a free port.
+@pytest.fixture
+def dash_thread_server():
+    from dash.testing.application_runners import ThreadedRunner
+
+    class FreePortRunner(ThreadedRunner):
+        def start(self, app, start_timeout=3, **kwargs):
+            kwargs.setdefault("port", _free_port())
+            return super().start(app, start_timeout=start_timeout, **kwargs)
+
+    with FreePortRunner() as starter:
+        yield starter
+# ==== end of dash_duo on a free port ====
