@@ -69,6 +69,8 @@ class NetworkExtractor(FeatureExtractor):
 
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
+    gpu_worthy = True
+    relative_cost = 5.0
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -189,6 +191,8 @@ class EffNetLite0Extractor(NetworkExtractor):
 
     name = "effnet-lite0"
     description = "EfficientNet-Lite0 (ImageNet, bundled weights), strides 2-8"
+    relative_cost = 3.0
+    auto_candidate = True  # bundled weights: works offline
     default_params = {"out_indices": [0, 1, 2], "scales": [1], "device": "auto"}
     mean = std = (0.5, 0.5, 0.5)
 
@@ -236,6 +240,8 @@ class VGG16Extractor(NetworkExtractor):
 
     name = "vgg16"
     description = "VGG16 (ImageNet) conv1_2 + conv2_2 at scales 1 and 1/2; needs vgg16.pth"
+    relative_cost = 12.0
+    weight_files = W.WEIGHT_FILES["vgg16"]
     default_params = {"layers": ["conv1_2", "conv2_2"], "scales": [1, 2], "device": "auto"}
 
     def __init__(self, **params):
@@ -288,6 +294,7 @@ class TimmExtractor(NetworkExtractor):
 
     name = "timm"
     description = "any timm backbone; needs <model>.safetensors in the weights directory"
+    weight_files = ("<model>.safetensors", "<model>.pth", "<model>.bin")
     default_params = {"model": "resnet18", "out_indices": [0, 1, 2], "scales": [1], "norm": False,
                       "device": "auto"}
     fixed: dict = {}  # parameters a subclass pins (not user-settable)
@@ -360,6 +367,8 @@ class DinoV2SmallExtractor(TimmExtractor):
 
     name = "dinov2-s"
     description = "DINOv2 ViT-S/14 patch features; needs dinov2_vits14.pth"
+    relative_cost = 10.0
+    weight_files = W.WEIGHT_FILES["dinov2-s"]
     default_params = {"out_indices": [11], "scales": [1], "device": "auto"}
     fixed = {"model": "vit_small_patch14_dinov2", "norm": True}
     weight_label = "dinov2-s"

@@ -1,0 +1,50 @@
+"""The one place for segapp's defaults: the engine, the CLI, the model file and the web app read them here.
+
+Chosen on the benchmark suite (``bench/accuracy.py``, six datasets, interactive and
+transfer protocols, 0.25-1 % scribbles) and justified leave-one-dataset-out; see
+``docs/benchmarks.md``.  Nothing here depends on a dataset: there are no
+per-dataset switches.
+
+Examples
+--------
+>>> from segapp import defaults
+>>> defaults.classifier_params()["n_estimators"] > 0
+True
+"""
+
+from __future__ import annotations
+
+import copy
+
+#: Feature extractor (a registered name or an ``a+b`` combination) and its parameters.
+EXTRACTOR = "classical"
+EXTRACTOR_PARAMS: dict = {}
+
+#: Pixel classifier (see :mod:`segapp.classifiers`) and its parameters per kind.
+CLASSIFIER = "random-forest"
+CLASSIFIER_PARAMS = {
+    "random-forest": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
+    "extra-trees": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
+    "hist-gradient-boosting": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31},
+    "lightgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31},
+    "xgboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6},
+    "catboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 5},
+}
+
+#: Per-image normalisation applied before feature extraction (see :func:`segapp.io.normalize`).
+NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+#: Colours of classes 1, 2, ... and the two classes a new session starts with.
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+CLASSES = [{"id": 1, "name": "Background", "color": PALETTE[0]},
+           {"id": 2, "name": "Foreground", "color": PALETTE[1]}]
+
+#: Splitting a foreground mask into objects (see :func:`segapp.postprocess.instances`).
+#: ``min_distance`` and ``depth`` are fractions of the typical object radius (postprocess.object_scale).
+OBJECTS = {"split_touching": True, "min_distance": 0.75, "depth": 0.15, "min_size": 0}
+
+
+def classifier_params(kind: str | None = None) -> dict:
+    """A fresh copy of the default parameters of classifier ``kind`` (the default classifier if None)."""
+    return copy.deepcopy(CLASSIFIER_PARAMS.get(kind or CLASSIFIER, {}))
