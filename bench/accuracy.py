@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import classifier_kinds  # noqa: E402,F401  (gradient boosting, for comparison)
 from featcache import DiskFeatureCache  # noqa: E402
 from peers import convpaint  # noqa: E402
 from peers.skimage_pipeline import SkimagePipeline  # noqa: E402
@@ -97,6 +98,7 @@ def run_segapp(spec: dict, case, items, cache) -> dict:
 
 def run_dataset(root: Path, methods, variants, args, log) -> list[dict]:
     cases, needed = plan(root, args.densities, args.interactive, 2, args.transfer_test, args.seed)
+    cases = [c for c in cases if c.protocol in args.protocols]
     items = {n: load_item(root, n) for n in needed}
     for c in cases:
         scribbles_for(c, items, RESULTS / "scribbles")
@@ -210,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--data", default=HERE.parent.parent / "shared" / "data", type=Path)
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--densities", nargs="*", type=float, default=[0.0025, 0.01])
+    ap.add_argument("--protocols", nargs="*", default=["interactive", "transfer"])
     ap.add_argument("--methods", nargs="*", default=PEERS + SEGAPP)
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help="extra segapp method: Segmenter keyword arguments as JSON")

@@ -25,10 +25,6 @@ CLASSIFIER = "random-forest"
 CLASSIFIER_PARAMS = {
     "random-forest": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
     "extra-trees": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
-    "hist-gradient-boosting": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31},
-    "lightgbm": {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31},
-    "xgboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 6},
-    "catboost": {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 5},
 }
 
 #: Per-image normalisation applied before feature extraction (see :func:`segapp.io.normalize`).
