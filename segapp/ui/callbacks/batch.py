@@ -14,9 +14,7 @@ from ..layout import gallery_items
 from ..pipeline import load_model, predict
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
-from .common import callback_spec, valid_session, wire
-
-SHOW, HIDE = {}, {"display": "none"}
+from .common import background_job, callback_spec, valid_session, wire
 
 
 def all_keys(sess) -> list[tuple[dict, int, str]]:
@@ -72,12 +70,8 @@ def show_gallery(tab, sid, *, services):
     output=dict(gallery=Output(ids.GALLERY, "children", allow_duplicate=True),
                 model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True)),
     inputs=dict(n_clicks=Input(ids.APPLY_ALL, "n_clicks")), state=dict(sid=State(ids.SESSION, "data")),
-    background=True, interval=400, prevent_initial_call=True,
-    progress=[Output(ids.APPLY_PROGRESS, "value"), Output(ids.APPLY_PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[(Output(ids.APPLY_ROW, "style"), SHOW, HIDE), (Output(ids.APPLY_ALL, "disabled"), True, False),
-             (Output(ids.TRAIN, "disabled"), True, False)],
-    cancel=[Input(ids.APPLY_CANCEL, "n_clicks")],
+    **background_job(progress=[Output(ids.APPLY_PROGRESS, "value"), Output(ids.APPLY_PROGRESS, "label")],
+                     row=ids.APPLY_ROW, cancel=ids.APPLY_CANCEL, disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
 )
 def apply_all(set_progress, n_clicks, sid, *, services, notify):
     """Predict every plane of every image with the current model (skipping up-to-date results).
@@ -88,8 +82,6 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
         ``set_progress((percent, label))`` moves the progress bar.
     n_clicks : int
     sid : str
-    services : Services
-    notify : callable
 
     Returns
     -------

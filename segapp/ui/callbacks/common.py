@@ -37,13 +37,14 @@ import inspect
 import logging
 import re
 
-from dash import Patch, ctx, set_props
+from dash import Input, Output, Patch, ctx, set_props
 
 from ...errors import SegappError
 from .. import ids
 from ..layout import toast
 
 log = logging.getLogger("segapp.ui")
+SHOW, HIDE = {}, {"display": "none"}
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -108,6 +109,35 @@ def callback_spec(**spec):
         fn.dash_spec = spec
         return fn
     return attach
+
+
+def background_job(*, progress: list, row: str, cancel: str, disable: tuple[str, ...], interval: int) -> dict:
+    """The :func:`callback_spec` arguments of a cancellable background job with a progress bar.
+
+    Parameters
+    ----------
+    progress : list of Output
+        What ``set_progress((value, label))`` updates.
+    row : str
+        Id of the progress row, shown while the job runs.
+    cancel : str
+        Id of the button that cancels the job.
+    disable : tuple of str
+        Ids of the buttons disabled while it runs.
+    interval : int
+        How often (ms) the browser polls for progress.
+
+    Examples
+    --------
+    >>> spec = background_job(progress=[Output("bar", "value")], row="bar-row", cancel="stop", disable=("go",),
+    ...                       interval=250)
+    >>> spec["background"], len(spec["running"]), spec["progress_default"]
+    (True, 2, [0])
+    """
+    return dict(background=True, interval=interval, prevent_initial_call=True, progress=progress,
+                progress_default=[0, ""][:len(progress)],
+                running=[(Output(row, "style"), SHOW, HIDE)] + [(Output(b, "disabled"), True, False) for b in disable],
+                cancel=[Input(cancel, "n_clicks")])
 
 
 def _triggered_by_click() -> bool:

@@ -135,8 +135,6 @@ def upload_model(contents, filename, sid, *, services, notify):
         The file as a data URI.
     filename : str
     sid : str
-    services : Services
-    notify : callable
 
     Returns
     -------

@@ -54,9 +54,8 @@ def upload_images(contents, filenames, sid, images_version, *, services, notify)
         ``dcc.Upload``'s data URIs and file names (one or many).
     sid : str
     images_version : int or None
-    services : Services
-    notify : callable
-        ``notify(message, kind, header)`` shows a toast.
+    services, notify
+        Filled in by :func:`~segapp.ui.callbacks.common.wire` (tests pass their own).
 
     Returns
     -------

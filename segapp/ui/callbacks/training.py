@@ -20,9 +20,8 @@ from ..layout import model_summary, train_hint
 from ..pipeline import SIGMA_LADDER, FeaturesMissing, StrictCache, refresh
 from ..session import key
 from .canvas import overlay_uri
-from .common import callback_spec, valid_session, wire
+from .common import background_job, callback_spec, valid_session, wire
 
-SHOW, HIDE = {}, {"display": "none"}
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
 
 
@@ -111,12 +110,8 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     output=dict(model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True),
                 train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
     inputs=dict(request=Input(ids.EXTRACT_REQUEST, "data")), state=dict(sid=State(ids.SESSION, "data")),
-    background=True, interval=250, prevent_initial_call=True,
-    progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_LABEL, "children")],
-    progress_default=[0, ""],
-    running=[(Output(ids.PROGRESS_ROW, "style"), SHOW, HIDE), (Output(ids.TRAIN, "disabled"), True, False),
-             (Output(ids.APPLY_ALL, "disabled"), True, False)],
-    cancel=[Input(ids.CANCEL, "n_clicks")],
+    **background_job(progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_LABEL, "children")],
+                     row=ids.PROGRESS_ROW, cancel=ids.CANCEL, disable=(ids.TRAIN, ids.APPLY_ALL), interval=250),
 )
 def extract_and_train(set_progress, request, sid, *, services, notify):
     """First extraction for an image (background job, cancellable, with progress); then train and predict.
@@ -128,8 +123,6 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     request : dict
         ``{"force", "retrain", "key", "t"}`` from :func:`retrain`.
     sid : str
-    services : Services
-    notify : callable
 
     Returns
     -------
