@@ -44,3 +44,11 @@ OBJECTS = {"split_touching": True, "min_distance": 0.75, "depth": 0.15, "min_siz
 def classifier_params(kind: str | None = None) -> dict:
     """A fresh copy of the default parameters of classifier ``kind`` (the default classifier if None)."""
     return copy.deepcopy(CLASSIFIER_PARAMS.get(kind or CLASSIFIER, {}))
+
+
+def classical_sigma_range() -> list[float]:
+    """``[smallest, largest]`` default scale of the classical filter bank (the web app's slider)."""
+    from .features.classical import DEFAULT_SIGMAS
+
+    sigmas = EXTRACTOR_PARAMS.get("sigmas", DEFAULT_SIGMAS) if "classical" in EXTRACTOR else DEFAULT_SIGMAS
+    return [float(min(sigmas)), float(max(sigmas))]

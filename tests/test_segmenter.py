@@ -135,3 +135,36 @@ def test_spatial_blocks_keep_neighbours_together():
     where = np.array([[0, 1, 1], [0, 2, 2], [0, 40, 40], [1, 1, 1]])
     g = spatial_blocks(where, block=16)
     assert g[0] == g[1] and len({g[0], g[2], g[3]}) == 3
+
+
+def test_auto_with_two_painted_images_holds_out_whole_images():
+    imgs = [two_texture_image(s) for s in range(2)]
+    labs = [scribbles(imgs[0].shape), scribbles(imgs[0].shape)]
+    seg = Segmenter(features="auto", n_estimators=5).fit(imgs, labs)
+    assert seg.auto_report["folds"] == "images"
+    assert "leave-one-image-out" in seg.auto_report["reason"]
+    one = Segmenter(features="auto", n_estimators=5).fit(imgs[:1], labs[:1])
+    assert one.auto_report["folds"] == "blocks"
+
+
+def test_config_round_trip_and_classifier_kinds():
+    seg = Segmenter(feature_params=FAST, classifier="extra-trees", n_estimators=7, max_depth=0)
+    cfg = seg.get_config()
+    assert cfg["classifier"] == "extra-trees" and cfg["classifier_params"]["n_estimators"] == 7
+    assert cfg["classifier_params"]["max_depth"] is None            # 0 = unlimited
+    again = Segmenter.from_config(cfg)
+    assert again.get_config() == cfg
+    img = two_texture_image()
+    fitted = again.fit(img, scribbles(img.shape))
+    assert type(fitted.classifier_).__name__ == "ExtraTreesClassifier"
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        Segmenter(classifier="magic")
+
+
+def test_defaults_come_from_segapp_defaults(monkeypatch):
+    from segapp import defaults
+
+    seg = Segmenter()
+    assert seg.features_spec == defaults.EXTRACTOR and seg.classifier == defaults.CLASSIFIER
+    assert seg.normalization == defaults.NORMALIZATION
+    assert seg.classifier_params == defaults.classifier_params()

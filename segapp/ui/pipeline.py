@@ -97,7 +97,7 @@ def segmenter_kwargs(settings: dict, classes: list[dict], extractor: dict | None
     name = extractor or settings["extractor"]
     params = {"sigmas": sigmas_in(*settings["sigmas"])} if name == "classical" else None
     return dict(features=name, feature_params=params, n_estimators=int(settings["trees"]),
-                max_depth=int(settings["depth"]) or None, normalization={"method": settings["normalization"]},
+                max_depth=int(settings["depth"]), normalization={"method": settings["normalization"]},
                 classes=[c for c in classes if c["id"] > 0])
 
 
