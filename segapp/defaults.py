@@ -28,7 +28,7 @@ CLASSIFIER_PARAMS = {
 }
 
 #: Per-image normalisation applied before feature extraction (see :func:`segapp.io.normalize`).
-NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+NORMALIZATION = {"method": "standardize", "low": 1.0, "high": 99.8}
 
 #: Colours of classes 1, 2, ... and the two classes a new session starts with.
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",

