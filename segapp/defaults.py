@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 
 #: Feature extractor (a registered name or an ``a+b`` combination) and its parameters.
-EXTRACTOR = "classical"
-EXTRACTOR_PARAMS: dict = {}
+EXTRACTOR = "classical+effnet-lite0"
+EXTRACTOR_PARAMS: dict = {}   # for a combination: one dict per part, e.g. {"classical": {"sigmas": [...]}}
 
 #: Pixel classifier (see :mod:`segapp.classifiers`) and its parameters per kind.
 CLASSIFIER = "random-forest"
@@ -50,5 +50,6 @@ def classical_sigma_range() -> list[float]:
     """``[smallest, largest]`` default scale of the classical filter bank (the web app's slider)."""
     from .features.classical import DEFAULT_SIGMAS
 
-    sigmas = EXTRACTOR_PARAMS.get("sigmas", DEFAULT_SIGMAS) if "classical" in EXTRACTOR else DEFAULT_SIGMAS
+    params = EXTRACTOR_PARAMS.get("classical", {}) if "+" in EXTRACTOR else EXTRACTOR_PARAMS
+    sigmas = params.get("sigmas", DEFAULT_SIGMAS) if "classical" in EXTRACTOR else DEFAULT_SIGMAS
     return [float(min(sigmas)), float(max(sigmas))]

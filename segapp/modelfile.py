@@ -19,7 +19,7 @@ Examples
 >>> from segapp.segmenter import Segmenter
 >>> img = np.random.default_rng(0).random((32, 32))
 >>> lab = np.zeros((32, 32), np.uint8); lab[:4] = 1; lab[-4:] = 2
->>> seg = Segmenter(feature_params={"sigmas": [1.0]}, n_estimators=3).fit(img, lab)
+>>> seg = Segmenter(features="classical", feature_params={"sigmas": [1.0]}, n_estimators=3).fit(img, lab)
 >>> again = load_segmenter(dump_segmenter(seg))
 >>> bool((again.predict(img) == seg.predict(img)).all())
 True

@@ -199,13 +199,16 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         ``"classical"``, ``"classical+effnet-lite0"``, or the dict returned by
         :meth:`FeatureExtractor.config`.
     **params
-        Parameters for a single named extractor (ignored for combinations).
+        Parameters for a single named extractor; for a combination, one dict per
+        part keyed by the part's name (``classical={"sigmas": [1, 2]}``).
 
     Examples
     --------
     >>> ex = get_extractor("classical", sigmas=[1.0, 2.0])
     >>> get_extractor(ex.config()).params["sigmas"]
     [1.0, 2.0]
+    >>> get_extractor("classical+effnet-lite0", classical={"sigmas": [2.0]}).parts[0].params["sigmas"]
+    [2.0]
     """
     if isinstance(spec, FeatureExtractor):
         return spec
@@ -217,7 +220,11 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         raise ConfigError(f"feature extractor must be a name, got {type(spec).__name__}")
     names = [s.strip() for s in spec.split("+") if s.strip()]
     if len(names) > 1:
-        return CombinedExtractor([get_extractor(n) for n in names])
+        unknown = set(params) - set(names)
+        if unknown:
+            raise ConfigError(f"parameters of the combination '{spec}' go per part, e.g. "
+                              f"{{'{names[0]}': {{...}}}}; got {sorted(params)}")
+        return CombinedExtractor([get_extractor(n, **dict(params.get(n) or {})) for n in names])
     name = names[0] if names else ""
     if name not in _REGISTRY:
         raise ConfigError(
