@@ -73,6 +73,15 @@ def match_counts(pred: np.ndarray, gt: np.ndarray, thr: float = 0.5) -> tuple[in
     return tp, n_pred - tp, n_gt - tp
 
 
+def _defaults_tag() -> str:
+    """Short digest of the default Segmenter's config (cached predictions follow the defaults)."""
+    import hashlib
+
+    from segapp.segmenter import Segmenter
+
+    return hashlib.sha1(json.dumps(Segmenter().get_config(), sort_keys=True).encode()).hexdigest()[:10]
+
+
 def predicted_mask(item, density, seed, cache) -> np.ndarray:
     from segapp.segmenter import Segmenter
 
@@ -106,8 +115,14 @@ def main(argv=None):
                 if src == "gt":
                     mask = gt_inst > 0
                 else:
-                    item = item or load_item(root, name)
-                    mask = predicted_mask(item, args.density, 7 * k, cache)
+                    cached = RESULTS / "objects" / f"{ds}_{Path(name).stem}_{args.density:g}_{_defaults_tag()}.png"
+                    if cached.exists():
+                        mask = np.array(Image.open(cached)) > 0
+                    else:
+                        item = item or load_item(root, name)
+                        mask = predicted_mask(item, args.density, 7 * k, cache)
+                        cached.parent.mkdir(parents=True, exist_ok=True)
+                        Image.fromarray(mask.astype(np.uint8) * 255).save(cached)
                 for m, fn in split.items():
                     tp, fp, fn_ = match_counts(fn(mask), gt_inst)
                     n_gt = tp + fn_

@@ -187,8 +187,8 @@ class Segmenter:
             rr, cc = np.nonzero(lab)
             if rr.size == 0:
                 continue
-            feats = self.features(img, extractor)
-            xs.append(feats[rr, cc])
+            parts = extractor.parts if isinstance(extractor, CombinedExtractor) else [extractor]
+            xs.append(np.concatenate([self.features(img, p)[rr, cc] for p in parts], axis=1))  # painted rows only
             ys.append(lab[rr, cc].astype(np.int64))
             where.append(np.stack([np.full(rr.size, i), rr, cc], 1))
         if not ys:
