@@ -53,9 +53,10 @@ def methods():
     from segapp import postprocess
 
     return {
-        "components": lambda m: postprocess.instances(m, split_touching=False),
+        "components": lambda m: postprocess.instances(m, split_touching=False, min_size=0),
         "default": lambda m: postprocess.instances(m),
-        "watershed-md5": lambda m: postprocess.instances(m, split_touching=True, min_distance=5, depth=0),
+        "watershed-md5": lambda m: postprocess.instances(m, split_touching=True, min_distance=5, depth=0,
+                                                         min_size=0),
     }
 
 

@@ -43,7 +43,8 @@ CLASSES = [{"id": 1, "name": "Background", "color": PALETTE[0]},
 
 #: Splitting a foreground mask into objects (see :func:`segapp.postprocess.instances`).
 #: ``min_distance`` and ``depth`` are fractions of the typical object radius (postprocess.object_scale).
-OBJECTS = {"split_touching": True, "min_distance": 0.75, "depth": 0.15, "min_size": 0}
+#: ``min_area``: objects below this fraction of the typical object's area are noise and dropped.
+OBJECTS = {"split_touching": True, "min_distance": 0.75, "depth": 0.15, "min_area": 0.1}
 
 
 def classifier_params(kind: str | None = None) -> dict:

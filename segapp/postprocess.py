@@ -187,8 +187,9 @@ def clean_labels(labels, *, smooth: int = 0, min_size: int = 0, fill_holes=False
 
 
 def object_scale(mask, comps=None, dist=None) -> float:
-    """Typical object radius in pixels: the median, over connected components, of their
-    largest distance to the background (most components are single objects).
+    """Typical object radius in pixels: the area-weighted median, over connected components, of
+    their largest distance to the background (a clump of touching objects has about one object's
+    radius; specks of noise carry almost no area, so they do not drag the scale down).
 
     Examples
     --------
@@ -205,8 +206,12 @@ def object_scale(mask, comps=None, dist=None) -> float:
     n = int(comps.max())
     if n == 0:
         return 0.0
-    peak = ndi.maximum(dist, comps, index=np.arange(1, n + 1))
-    return float(np.median(peak))
+    idx = np.arange(1, n + 1)
+    peak = np.asarray(ndi.maximum(dist, comps, index=idx), float)
+    area = np.bincount(comps.ravel(), minlength=n + 1)[1:].astype(float)
+    order = np.argsort(peak)                      # area-weighted median: specks weigh nothing
+    cum = np.cumsum(area[order])
+    return float(peak[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
 def _markers(dist, comps, min_distance, depth) -> np.ndarray:
@@ -232,7 +237,7 @@ def _markers(dist, comps, min_distance, depth) -> np.ndarray:
     return markers
 
 
-def instances(mask, *, split_touching=None, min_distance=None, min_size: int = 0,
+def instances(mask, *, split_touching=None, min_distance=None, min_size=None,
               depth=None) -> np.ndarray:
     """Number the objects of a foreground mask, splitting touching ones.
 
@@ -247,8 +252,10 @@ def instances(mask, *, split_touching=None, min_distance=None, min_size: int = 0
     min_distance : float, optional
         Smallest distance in pixels between two seeds.  Default: half the
         typical object radius (:func:`object_scale`), so it follows the objects.
-    min_size : int
-        Objects with fewer pixels (after splitting) are dropped.
+    min_size : int, optional
+        Objects with fewer pixels (after splitting) are dropped.  Default: a
+        fraction (``segapp.defaults.OBJECTS["min_area"]``) of the typical object's
+        area, pi * :func:`object_scale` ** 2 — noise specks, not small objects.
     depth : float, optional
         A distance-transform peak seeds its own object only if it rises this
         many pixels above the saddle joining it to a higher peak (a neck at
@@ -289,6 +296,9 @@ def instances(mask, *, split_touching=None, min_distance=None, min_size: int = 0
             out[missed] = extra[missed] + out.max()
     else:
         out = comps
+    if min_size is None:                                  # a fraction of the typical object's area
+        scale = object_scale(mask, comps) if n else 0.0
+        min_size = opts["min_area"] * np.pi * scale ** 2
     if min_size > 1:
         area = np.bincount(out.ravel())
         out = np.where(area[out] < min_size, 0, out)
