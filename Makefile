@@ -33,7 +33,7 @@ run: setup
 test: setup-dev
 	bash .ci/pytest.sh
 
-bench: setup
+bench: setup bench-peers
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/accuracy.py --data ../shared/data
 
