@@ -18,7 +18,7 @@ option), run by ``bench/peers/convpaint.py`` in ``.venv-peers``.  The *best
 peer* of a case (dataset, protocol, density) is the best peer's mean mIoU there.
 
 Everything is cached under ``bench/results/`` (gitignored): scribbles, peer
-predictions, segapp features (``featcache.py``) and each (method, case)
+predictions, segapp features (``segapp.features.cache.DiskFeatureCache``) and each (method, case)
 result, so an interrupted run resumes where it stopped; ``--fresh`` ignores
 cached results (not features).
 """
@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import classifier_kinds  # noqa: E402,F401  (gradient boosting, for comparison)
-from featcache import DiskFeatureCache  # noqa: E402
+from segapp.features.cache import DiskFeatureCache  # noqa: E402
 from peers import convpaint  # noqa: E402
 from peers.skimage_pipeline import SkimagePipeline  # noqa: E402
 from suite import load_item, plan, score, scribbles_for  # noqa: E402
@@ -145,7 +145,8 @@ def run_dataset(root: Path, methods, variants, args, log) -> list[dict]:
             path.write_text(json.dumps(res))
             add("skimage", c, res)
         pipe.forget()
-    cache = DiskFeatureCache(RESULTS / "features", max_bytes=int(args.feature_cache_gb * 1024**3))
+    cache = DiskFeatureCache(RESULTS / "features", max_memory_bytes=1024**3,
+                             max_disk_bytes=int(args.feature_cache_gb * 1024**3))
     for m in methods:
         if m in PEERS:
             continue

@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from featcache import DiskFeatureCache  # noqa: E402
+from segapp.features.cache import DiskFeatureCache  # noqa: E402
 from suite import load_item  # noqa: E402
 from scribbles import simulate_scribbles  # noqa: E402
 
@@ -101,7 +101,7 @@ def main(argv=None):
     ap.add_argument("--max-images", type=int, default=0, help="per dataset (0 = all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    cache = DiskFeatureCache(RESULTS / "features")
+    cache = DiskFeatureCache(RESULTS / "features", max_memory_bytes=1024**3)
     split = methods()
     per_image = []
     for ds in args.datasets:
