@@ -181,5 +181,7 @@ def test_the_default_model_trains_predicts_and_rejects_flat_params():
     assert seg.extractor.name == defaults.EXTRACTOR
     assert seg.predict(img).shape == img.shape[:2]
     if "+" in defaults.EXTRACTOR:
-        with pytest.raises(ConfigError, match="go per part"):
-            Segmenter(feature_params={"sigmas": [1.0]})
+        flat = Segmenter(feature_params={"sigmas": [1.0]})          # goes to the part that has sigmas
+        assert flat.extractor.parts[0].params["sigmas"] == [1.0]
+        with pytest.raises(ConfigError, match="ambiguous or unknown"):
+            Segmenter(feature_params={"scales": [1], "sigmas": [1.0]}, features="classical+effnet-lite0+effnet-lite1")

@@ -200,7 +200,8 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         :meth:`FeatureExtractor.config`.
     **params
         Parameters for a single named extractor; for a combination, one dict per
-        part keyed by the part's name (``classical={"sigmas": [1, 2]}``).
+        part keyed by the part's name (``classical={"sigmas": [1, 2]}``), or flat
+        keys that only one part has (``sigmas=[1, 2]``); ambiguous ones raise.
 
     Examples
     --------
@@ -220,11 +221,16 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         raise ConfigError(f"feature extractor must be a name, got {type(spec).__name__}")
     names = [s.strip() for s in spec.split("+") if s.strip()]
     if len(names) > 1:
-        unknown = set(params) - set(names)
-        if unknown:
-            raise ConfigError(f"parameters of the combination '{spec}' go per part, e.g. "
-                              f"{{'{names[0]}': {{...}}}}; got {sorted(params)}")
-        return CombinedExtractor([get_extractor(n, **dict(params.get(n) or {})) for n in names])
+        per_part = {n: dict(params.get(n) or {}) for n in names}
+        for k, v in params.items():            # a flat key goes to the one part that has it
+            if k in names:
+                continue
+            owners = [n for n in names if n in _REGISTRY and k in _REGISTRY[n].default_params]
+            if len(owners) != 1:
+                raise ConfigError(f"parameter '{k}' of the combination '{spec}' is ambiguous or unknown; "
+                                  f"give parameters per part, e.g. {{'{names[0]}': {{...}}}}")
+            per_part[owners[0]][k] = v
+        return CombinedExtractor([get_extractor(n, **per_part[n]) for n in names])
     name = names[0] if names else ""
     if name not in _REGISTRY:
         raise ConfigError(
