@@ -24,6 +24,12 @@
 
   var ZOOM_KEYS = /^(xaxis|yaxis|autosize|dragmode)/;
 
+  /* Strokes echoed back to the figure are never editable (Plotly marks browser-drawn shapes editable:true;
+     an editable stroke swallows the next drag and shows vertex handles that move training labels). */
+  function lockedShapes(shapes) {
+    return (shapes || []).map(function (s) { return Object.assign({}, s, { editable: false }); });
+  }
+
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     segapp: {
       /* Overlay opacity: patch one number of the figure, nothing goes to the server. */
@@ -43,7 +49,7 @@
         } else {
           patch.assign(["data", 1, "visible"], false);
         }
-        if (gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        if (gd.layout.shapes) patch.assign(["layout", "shapes"], lockedShapes(gd.layout.shapes));
         return patch.build();
       },
 
@@ -80,7 +86,7 @@
         };
         var patch = new window.dash_clientside.Patch().assign(["layout", "newshape"], newshape);
         // keep strokes drawn since the last server update (the figure prop may not have them yet)
-        if (gd.layout && gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        if (gd.layout && gd.layout.shapes) patch.assign(["layout", "shapes"], lockedShapes(gd.layout.shapes));
         return [patch.build(), scale];
       }
     }

@@ -125,7 +125,10 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
     prevent_initial_call=True,
 )
 def save_strokes(relayout, sid, cur, classes, show, *, services):
-    """A drawn, edited or erased shape: store it (with its rasterised labels) for this plane.
+    """A drawn stroke: store the strokes (with their rasterised labels) for this plane.
+
+    Strokes are not editable (figures.style_shape); a relayout that edits one
+    (``shapes[i].*``) changes nothing and the stored strokes are sent back.
 
     Parameters
     ----------
@@ -137,13 +140,15 @@ def save_strokes(relayout, sid, cur, classes, show, *, services):
     dict
         ``annot_version``: ``{"rev", "key"}`` (triggers retraining); ``figure``: a Patch of the strokes.
     """
-    if not relayout or not cur or not any(k.startswith("shapes") for k in relayout):
+    if not relayout or not cur or not any(k.startswith("shapes") for k in relayout) or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
     meta = sess.meta(cur["image"])
     if meta is None:
         raise PreventUpdate
+    if "shapes" not in relayout:  # an edit of a stroke ("shapes[i].path"): strokes are not editable; put it back
+        return {"annot_version": no_update, "figure": _shapes_patch(sess.shapes(k), classes, show)}
     shapes = apply_relayout(sess.shapes(k), relayout)
     shapes = [s for s in shapes if _has_class(s)]
     sess.set_shapes(k, shapes, shapes_to_labels(shapes, meta["shape"][1:3]))
@@ -184,10 +189,11 @@ def edit_history(undo, redo, clear_class, clear_all, sid, cur, classes, active, 
         shapes = sess.undo(k)
     elif trigger == ids.REDO:
         shapes = sess.redo(k)
-    else:
-        keep = [] if trigger == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
-        sess.set_shapes(k, keep)
-        shapes = keep
+    elif trigger in (ids.CLEAR_CLASS, ids.CLEAR_ALL):
+        shapes = [] if trigger == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
+        sess.set_shapes(k, shapes)
+    else:  # not one of the four buttons: change nothing
+        raise PreventUpdate
     if shapes == before:
         raise PreventUpdate
     return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
