@@ -1,4 +1,6 @@
-"""Command line: ``python -m segapp train | predict | evaluate | features | worker | config``.
+"""Command line: ``segapp train | predict | evaluate | features | serve | worker | config``.
+
+``segapp`` is the console command the package installs (``python -m segapp`` is the same).
 
 User errors (bad files, empty annotations, foreign model files) print one line
 ``segapp: error: ...`` to stderr and exit with status 2; never a traceback.
@@ -142,6 +144,18 @@ def cmd_worker(args) -> int:
     return run_worker(queues, args.concurrency, get_settings())
 
 
+def cmd_serve(args) -> int:
+    from .config import get_settings
+    from .ui import create_app
+
+    settings = get_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    app = create_app(settings)
+    print(f"segapp: serving on http://{host}:{port} ({settings.masked()['mode']})", flush=True)
+    app.run(host=host, port=port, debug=False)
+    return 0
+
+
 def cmd_config(args) -> int:
     from .config import describe
 
@@ -150,7 +164,7 @@ def cmd_config(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m segapp", description="Pixel-classification segmentation.")
+    p = argparse.ArgumentParser(prog="segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from images and label images")
@@ -194,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--queues", help="comma-separated queues, e.g. gpu,default")
     w.add_argument("--concurrency", type=int)
     w.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("serve", help="start the web app (embedded mode unless REDIS_URL is set)")
+    s.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default: PORT or 8050)")
+    s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("config", help="print the effective settings (secrets masked)")
     c.set_defaults(func=cmd_config)

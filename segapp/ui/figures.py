@@ -3,7 +3,7 @@
 The canvas has two image traces: ``data[0]`` the image (a PNG made by
 ``px.imshow(..., binary_string=True)``, sent once per image) and ``data[1]``
 the overlay (segmentation, probability or uncertainty as a palette PNG), which
-callbacks replace with a ``Patch`` (built in the browser, see assets/segapp.js)
+callbacks replace with a ``Patch`` (built in the browser, see segapp/ui/assets/segapp.js)
 so the image itself is never resent.
 
 Examples
@@ -67,7 +67,7 @@ def style_shape(shape: dict, classes: list[dict], visible: bool = True) -> dict:
     Plotly makes every shape drawn in the browser ``editable: true``: a click on it then
     shows vertex handles and the next drag moves a vertex (silently changing training
     labels), and a drag that starts on it draws nothing.  Every stroke sent back is
-    ``editable: False`` (and assets/segapp.css takes pointer events off stroke paths).
+    ``editable: False`` (and assets/segapp.css in this package takes pointer events off stroke paths).
 
     Examples
     --------

@@ -73,7 +73,7 @@ def show_gallery(tab, sid, *, services):
     output=dict(gallery=Output(ids.GALLERY, "children", allow_duplicate=True),
                 model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True)),
     inputs=dict(n_clicks=Input(ids.APPLY_ALL, "n_clicks")), state=dict(sid=State(ids.SESSION, "data")),
-    **canvas_job(disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
+    **canvas_job(APPLYING, disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
 )
 def apply_all(set_progress, n_clicks, sid, *, services, notify):
     """Predict every plane of every image with the current model (skipping up-to-date results).

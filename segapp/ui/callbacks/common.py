@@ -114,7 +114,7 @@ def callback_spec(**spec):
 JOB_PROGRESS = [Output(ids.JOB_BAR, "value"), Output(ids.JOB_LABEL, "children"), Output(ids.JOB_FRACTION, "children")]
 
 
-def canvas_job(*, disable: tuple[str, ...] = (), interval: int = 300) -> dict:
+def canvas_job(label: str, *, disable: tuple[str, ...] = (), interval: int = 300) -> dict:
     """The :func:`callback_spec` arguments of a cancellable background job shown on the canvas banner.
 
     Every long job (first feature extraction, auto's choice, batch apply, measuring)
@@ -123,6 +123,8 @@ def canvas_job(*, disable: tuple[str, ...] = (), interval: int = 300) -> dict:
 
     Parameters
     ----------
+    label : str
+        What the banner says from the moment the job starts (progress adds the details).
     disable : tuple of str
         Ids of the buttons disabled while the job runs.
     interval : int
@@ -130,13 +132,13 @@ def canvas_job(*, disable: tuple[str, ...] = (), interval: int = 300) -> dict:
 
     Examples
     --------
-    >>> spec = canvas_job(disable=("go",), interval=250)
+    >>> spec = canvas_job("Measuring", disable=("go",), interval=250)
     >>> spec["background"], len(spec["running"]), spec["progress_default"], spec["cancel"][0].component_id
-    (True, 2, [0, '', ''], 'job-cancel')
+    (True, 3, [0, '', ''], 'job-cancel')
     """
     return dict(background=True, interval=interval, prevent_initial_call=True, progress=JOB_PROGRESS,
                 progress_default=[0, "", ""],
-                running=[(Output(ids.JOB_BANNER, "style"), SHOW, HIDE)]
+                running=[(Output(ids.JOB_BANNER, "style"), SHOW, HIDE), (Output(ids.JOB_LABEL, "children"), label, "")]
                 + [(Output(b, "disabled"), True, False) for b in disable],
                 cancel=[Input(ids.JOB_CANCEL, "n_clicks")])
 

@@ -135,7 +135,7 @@ def request_measure(n_clicks, model_version, smooth, min_size, fill_holes, obj_c
     inputs=dict(request=Input(ids.MEASURE_REQUEST, "data")),
     state=dict(sid=State(ids.SESSION, "data"), classes=State(ids.CLASSES, "data"),
                mode=State(ids.OVERLAY_MODE, "value")),
-    **canvas_job(disable=(ids.MEASURE,), interval=250),
+    **canvas_job(MEASURING, disable=(ids.MEASURE,), interval=250),
 )
 def measure_objects(set_progress, request, sid, classes, mode, *, services, notify):
     """Clean a plane's segmentation, find the objects of one class and measure them (background job).

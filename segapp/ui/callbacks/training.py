@@ -137,7 +137,7 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     output=dict(model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True),
                 train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
     inputs=dict(request=Input(ids.EXTRACT_REQUEST, "data")), state=dict(sid=State(ids.SESSION, "data")),
-    **canvas_job(disable=(ids.TRAIN, ids.APPLY_ALL), interval=250),
+    **canvas_job(EXTRACTING, disable=(ids.TRAIN, ids.APPLY_ALL), interval=250),
 )
 def extract_and_train(set_progress, request, sid, *, services, notify):
     """First extraction for an image (background job, cancellable, with progress); then train and predict.
