@@ -99,9 +99,11 @@ def sigma_indices(sigmas) -> list[int]:
 def segmenter_kwargs(settings: dict, classes: list[dict], extractor: dict | None = None) -> dict:
     """Segmenter keyword arguments from the settings panel (``extractor``: a saved extractor config)."""
     name = extractor or settings["extractor"]
-    params = {"sigmas": sigmas_in(*settings["sigmas"])} if name == "classical" else None
+    scales = {"sigmas": sigmas_in(*settings["sigmas"])}
+    parts = str(name).split("+") if isinstance(name, str) else []
+    params = scales if parts == ["classical"] else {"classical": scales} if "classical" in parts else None
     return dict(features=name, feature_params=params, n_estimators=int(settings["trees"]),
-                max_depth=int(settings["depth"]) or None, normalization={"method": settings["normalization"]},
+                max_depth=int(settings["depth"]), normalization={"method": settings["normalization"]},
                 classes=[c for c in classes if c["id"] > 0])
 
 
@@ -208,11 +210,11 @@ def warm_features(seg: Segmenter, images: list, progress) -> None:
     if seg.extractor is not None:
         parts = [(None, seg.extractor)]
     else:
-        from ..autoselect import CANDIDATES, all_available
+        from ..autoselect import all_available, candidates
         from ..features import get_extractor
 
         found = {}
-        for name in CANDIDATES:
+        for name in candidates():
             ex = get_extractor(name)
             if all_available(ex)[0]:
                 for part in getattr(ex, "parts", [ex]):
