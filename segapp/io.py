@@ -448,31 +448,35 @@ DISPLAY_METHODS = ("auto", "dtype", "percentile", "minmax")
 def display_range(image, method: str = "auto", low: float = 0.5, high: float = 99.9) -> tuple[float, float]:
     """The ONE intensity range ``(lo, hi)`` that maps all channels of ``image`` to 0..255 for display.
 
-    ``"auto"``: 8-bit images their type's range (shown unchanged), floats already in [0, 1]
-    that range, everything else (16-bit, other integers, floats) the ``low``/``high``
-    percentiles of all channels' pixels together; ``"dtype"``: the integer type's range;
+    ``"auto"``: 8-bit colour images their type's range (shown exactly as the file), colour
+    floats already in [0, 1] that range; everything else (grey images, 16-bit, floats) the
+    ``low``/``high`` percentiles of all channels' pixels together (an auto-contrast that
+    changes brightness, never hue).  ``"dtype"``: the integer type's range;
     ``"percentile"``/``"minmax"``: over all channels together.  Never one range per channel:
     that would change the colour balance (pink H&E shown deep red).
 
     Examples
     --------
     >>> import numpy as np
-    >>> display_range(np.array([[0, 200]], np.uint8)), display_range(np.array([[0.2, 0.7]]))
+    >>> display_range(np.zeros((1, 2, 3), np.uint8)), display_range(np.full((1, 2, 3), 0.5))
     ((0.0, 255.0), (0.0, 1.0))
     >>> display_range(np.array([[[100, 1000, 4000]]], np.uint16), "minmax")
     (100.0, 4000.0)
+    >>> display_range(np.array([[20, 60, 90]], np.uint8), "minmax")   # a dim grey image: auto-contrast
+    (20.0, 90.0)
     """
     a = np.asarray(image)
     if method not in DISPLAY_METHODS:
         raise ConfigError(f"unknown display mapping {method!r}; choose one of {', '.join(DISPLAY_METHODS)}")
     if a.dtype == bool:
         return 0.0, 1.0
-    if method == "dtype" or (method == "auto" and a.dtype == np.uint8):
+    colour = a.ndim == 3 and a.shape[-1] >= 3
+    if method == "dtype" or (method == "auto" and colour and a.dtype == np.uint8):
         if a.dtype.kind in "iu":
             info = np.iinfo(a.dtype)
             return (0.0 if a.dtype.kind == "u" else float(info.min)), float(info.max)
         method = "auto"
-    if method == "auto" and a.dtype.kind == "f":
+    if method == "auto" and colour and a.dtype.kind == "f":
         finite = a[np.isfinite(a)]
         if finite.size and finite.min() >= 0 and finite.max() <= 1:
             return 0.0, 1.0
@@ -483,8 +487,8 @@ def display_range(image, method: str = "auto", low: float = 0.5, high: float = 9
 def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float = 99.9) -> np.ndarray:
     """Any image -> uint8 ``(H, W, 3)`` that looks like the file (for the canvas, thumbnails, the gallery).
 
-    All channels share ONE intensity range (:func:`display_range`): 8-bit images are shown
-    unchanged, 16-bit and float images get one joint range.  Per-channel stretching
+    All channels share ONE intensity range (:func:`display_range`): 8-bit colour images are
+    shown unchanged, grey, 16-bit and float images get one auto-contrast range.  Per-channel stretching
     (:func:`normalize`) is what features see, not what the picture shows.  One channel ->
     grey; two -> magenta/green; three or more -> the first three.
 
@@ -505,7 +509,7 @@ def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float
     if a.ndim != 3 or a.shape[-1] == 0:
         raise ConfigError(f"expected a 2-D image or (H, W, C) array, got shape {a.shape}")
     a = a[..., :3]
-    if a.dtype == np.uint8 and method in ("auto", "dtype"):
+    if a.dtype == np.uint8 and (method == "dtype" or method == "auto" and a.shape[-1] == 3):
         u8 = a
     else:
         lo, hi = display_range(a, method, low, high)

@@ -558,6 +558,8 @@ def test_object_settings_apply_live_once_a_plane_was_measured(services, sid, tra
     for trigger in (ids.SMOOTH, ids.MIN_SIZE, ids.MODEL_VERSION):
         with pytest.raises(PreventUpdate):  # nothing measured here yet: a setting change does nothing
             _measure_request(services, sid, trained, trigger=trigger)
+    for trigger in (ids.MIN_SIZE, ids.MODEL_VERSION):  # unless the objects view is on screen
+        assert _measure_request(services, sid, trained, trigger=trigger, mode="objects")["request"]
     request = _measure_request(services, sid, trained)["request"]
     objects.measure_objects(lambda p: None, request, sid, CLASSES, "objects", services=services, notify=Notices())
     live = _measure_request(services, sid, trained, trigger=ids.MIN_SIZE, min_size=50)["request"]

@@ -109,7 +109,10 @@ def removed_toast(meta: dict, strokes: int) -> dbc.Toast:
 
 
 def toast(message: str, kind: str = "danger", header: str | None = None) -> dbc.Toast:
+    """A toast; engine messages ("cannot read ...") start with a capital here, as a sentence on screen."""
     headers = {"danger": "Something went wrong", "warning": "Heads up", "success": "Done", "info": "Note"}
+    message = str(message)
+    message = message[:1].upper() + message[1:]
     return dbc.Toast(message, header=header or headers.get(kind, "Note"), icon=kind, dismissable=True,
                      duration=9000 if kind != "danger" else 15000, class_name="app-toast", is_open=True)
 

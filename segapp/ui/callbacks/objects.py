@@ -77,8 +77,8 @@ SETTINGS = ("smooth", "min_size", "fill_holes", "obj_class", "split", "pixel_siz
 )
 def request_measure(n_clicks, model_version, smooth, min_size, fill_holes, obj_class, split, pixel_size, unit,
                     sid, cur, mode, *, services, trigger):
-    """Measure on a click; re-measure live when an object setting changes (or a new model arrives while
-    the objects are on screen) for a plane that was measured before.
+    """Measure on a click; re-measure live when an object setting changes for a plane that was measured
+    before or whose objects are on screen, and when a new model arrives while the objects are on screen.
 
     Parameters
     ----------
@@ -107,9 +107,9 @@ def request_measure(n_clicks, model_version, smooth, min_size, fill_holes, obj_c
         raise PreventUpdate
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
-    if not clicked:
+    if not clicked:  # live: the objects on screen, or measured here before, follow settings and new models
         measured = (sess.store.get_json(sid, "state", "objects") or {}).get("key") == k
-        if not measured or (trigger == ids.MODEL_VERSION and mode != "objects"):
+        if trigger == ids.MODEL_VERSION and mode != "objects" or not (measured or mode == "objects"):
             raise PreventUpdate
     if sess.result(k) is None:
         if not clicked:
