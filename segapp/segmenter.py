@@ -30,17 +30,15 @@ from sklearn.ensemble import RandomForestClassifier
 
 from . import io
 from .errors import AnnotationError, ConfigError
-from .features import FeatureCache, extract_tiled, get_extractor
+from .features import FeatureCache, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
+from .features.tiles import TILE, CombinedTiles, TiledFeatures, TileGrid
 
 DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 DEFAULT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                   "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 AUTO_CANDIDATES = ("classical", "effnet-lite0", "classical+effnet-lite0")
 MAX_TRAIN_SAMPLES = 200_000   # labelled pixels kept for training (stratified subsample)
-CACHE_MAX_PIXELS = 4_200_000  # larger images are predicted tile by tile, never cached whole
-PREDICT_TILE = 1024            # tile for feature extraction of cached images
-TILED_PREDICT_TILE = 512       # tile for large images: features + prediction per tile, bounded memory
 
 _shared_cache = FeatureCache()
 
@@ -114,6 +112,7 @@ class Segmenter:
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
+        self.tile = TILE  # feature tile side (does not change results: tiled == untiled)
         self.extractor = None if features == "auto" else get_extractor(features, **self.feature_params)
 
     # -- features ------------------------------------------------------------
@@ -126,25 +125,40 @@ class Segmenter:
         n = self.normalization
         return f"{n['method']}:{n.get('low')}:{n.get('high')}"
 
-    def _cached(self, extractor: FeatureExtractor, image, digest, progress=None) -> np.ndarray:
-        if isinstance(extractor, CombinedExtractor):  # cache parts so combos reuse them
-            return np.concatenate([self._cached(p, image, digest, progress) for p in extractor.parts], -1)
-        key = extractor.key() + "|" + self._norm_key()
-        feats = self.cache.get(digest, key)
-        if feats is None:
-            feats = extract_tiled(extractor, self.normalize(image), tile_size=PREDICT_TILE, progress=progress)
-            if feats.shape[0] * feats.shape[1] <= CACHE_MAX_PIXELS:
-                self.cache.put(digest, key, feats)
-        return feats
+    def feature_tiles(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                      digest: str | None = None, tile: int | None = None):
+        """The tiled, cached features of ``image`` (:class:`~segapp.features.tiles.TiledFeatures`).
 
-    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
-                 progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Feature stack ``(H, W, F)`` of ``image``, from the cache when possible."""
+        Nothing is computed until a tile is asked for; the image is normalised at
+        most once, and only if some tile is not cached yet.
+        """
         extractor = extractor or self.extractor
         if extractor is None:
             raise ConfigError("features='auto' is resolved by fit(); train the segmenter first")
         image = as_hwc(image)
-        return self._cached(extractor, image, io.image_digest(image), progress)
+        digest = digest or io.image_digest(image)
+        memo: list = []
+
+        def normalised():
+            if not memo:
+                memo.append(self.normalize(image))
+            return memo[0]
+
+        def tiles(ex):
+            return TiledFeatures(ex, normalised, digest, self.cache, key=ex.key() + "|" + self._norm_key(),
+                                 shape=image.shape[:2], tile=tile or self.tile, n_channels=image.shape[2])
+
+        if isinstance(extractor, CombinedExtractor):  # parts cached on their own, so combos reuse them
+            grid = TileGrid(image.shape[:2], tile or self.tile, extractor.margin, extractor.align)
+            return CombinedTiles([tiles(p) for p in extractor.parts], grid)
+        return tiles(extractor)
+
+    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Feature stack ``(H, W, F)`` float32 of ``image``, tiles from the cache when possible."""
+        tiles = self.feature_tiles(image, extractor)
+        tiles.compute(progress=progress)
+        return tiles.full()
 
     # -- training ------------------------------------------------------------
     def _training_set(self, images, labels, extractor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,8 +171,7 @@ class Segmenter:
             rr, cc = np.nonzero(lab)
             if rr.size == 0:
                 continue
-            feats = self.features(img, extractor)
-            xs.append(feats[rr, cc])
+            xs.append(self.feature_tiles(img, extractor).at(rr, cc))  # only the tiles under the paint
             ys.append(lab[rr, cc].astype(np.int64))
             where.append(np.stack([np.full(rr.size, i), rr, cc], 1))
         if not ys:
@@ -251,35 +264,30 @@ class Segmenter:
             out[s:s + step] = self.classifier_.predict_proba(X[s:s + step])
         return out
 
-    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``."""
+    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None,
+                      tiles=None) -> np.ndarray:
+        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``.
+
+        Features and probabilities are computed tile by tile (memory stays
+        bounded for any image size); cached tiles are not recomputed.
+        """
         self._check_fitted()
         image = as_hwc(image)
         self._check_channels(image)
+        tiles = tiles or self.feature_tiles(image)
         h, w = image.shape[:2]
-        if h * w <= CACHE_MAX_PIXELS:
-            feats = self.features(image, progress=progress)
-            return self._proba_rows(feats.reshape(h * w, -1)).reshape(h, w, -1)
-        return self._predict_tiled(image, progress)
-
-    def _predict_tiled(self, image, progress=None) -> np.ndarray:
-        """Large images: features and probabilities tile by tile (bounded memory)."""
-        norm = self.normalize(image)
-        ex, t = self.extractor, TILED_PREDICT_TILE
-        m = int(np.ceil(ex.margin / ex.align) * ex.align)
-        h, w = image.shape[:2]
-        out = np.empty((h, w, len(self.classifier_.classes_)), np.float32)
-        starts = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
-        for n, (y0, x0) in enumerate(starts):
-            y1, x1 = min(y0 + t, h), min(x0 + t, w)
-            py0, px0, py1, px1 = max(0, y0 - m), max(0, x0 - m), min(h, y1 + m), min(w, x1 + m)
-            feats = ex.compute(np.ascontiguousarray(norm[py0:py1, px0:px1]))
-            core = feats[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
-            del feats
-            out[y0:y1, x0:x1] = self._proba_rows(core.reshape(-1, core.shape[-1])).reshape(y1 - y0, x1 - x0, -1)
+        out = np.empty((h, w, len(self.classes_)), np.float32)
+        boxes = [tiles.grid.box(i) for i in tiles.grid]
+        for n, (y0, y1, x0, x1) in enumerate(boxes):
+            out[y0:y1, x0:x1] = self.proba_of(tiles.region(y0, y1, x0, x1))
             if progress:
-                progress((n + 1) / len(starts))
+                progress((n + 1) / len(boxes))
         return out
+
+    def proba_of(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities ``(..., K)`` float32 of a feature array ``(..., F)``."""
+        flat = features.reshape(-1, features.shape[-1])
+        return self._proba_rows(flat).reshape(*features.shape[:-1], -1)
 
     def predict(self, image: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
         """Class ids ``(H, W)`` (uint8, or uint16 beyond 255 classes)."""

@@ -36,11 +36,11 @@ class FeaturesMissing(Exception):
 
 
 class StrictCache:
-    """View of a cache that raises :class:`FeaturesMissing` instead of returning None.
+    """View of a tile cache that raises :class:`FeaturesMissing` instead of returning None.
 
     Examples
     --------
-    >>> StrictCache(FeatureCache()).get("other", "ex")
+    >>> StrictCache(FeatureCache()).get("other", "ex", (0, 0))
     Traceback (most recent call last):
     ...
     segapp.ui.pipeline.FeaturesMissing: other
@@ -49,14 +49,14 @@ class StrictCache:
     def __init__(self, cache):
         self.cache = cache
 
-    def get(self, digest, key):
-        feats = self.cache.get(digest, key)
+    def get(self, digest, key, index):
+        feats = self.cache.get(digest, key, index)
         if feats is None:
             raise FeaturesMissing(digest)
         return feats
 
-    def put(self, digest, key, features):
-        self.cache.put(digest, key, features)
+    def put(self, digest, key, index, tile):
+        self.cache.put(digest, key, index, tile)
 
 
 class ModelCache:
@@ -188,9 +188,9 @@ def train(sess: Session, cache, models: ModelCache, current_key: str | None, *, 
         extractor = info["auto"]["config"]  # exactly the extractor auto chose (cached features match)
     seg = Segmenter(**segmenter_kwargs(settings, classes, extractor), cache=cache)
     if progress and seg.extractor is not None:  # per-image progress of the (slow) first extraction
-        for i, img in enumerate(images):
-            seg.features(img, progress=lambda f, i=i: progress((i + f) / (len(images) + 1),
-                                                                  f"features {i + 1}/{len(images)}"))
+        for i, img in enumerate(images):  # tiles land in the cache; fit and predict read them from there
+            seg.feature_tiles(img).compute(progress=lambda f, i=i: progress(
+                (i + f) / (len(images) + 1), f"features {i + 1}/{len(images)}"))
     seg.fit(images, labels)
     auto = info.get("auto") if extractor else (seg.auto_report and {
         "chosen": seg.auto_report["chosen"], "reason": seg.auto_report["reason"], "config": seg.extractor.config()})
