@@ -26,8 +26,6 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-
 from . import io
 from .errors import AnnotationError, ConfigError
 from .features import FeatureCache, get_extractor
@@ -108,7 +106,8 @@ class Segmenter:
         self.class_meta = {int(c["id"]): dict(c) for c in (classes or [])}
         self.cache = _shared_cache if cache is None else cache
         self.random_state = random_state
-        self.classifier_: RandomForestClassifier | None = None
+        self.classifier_ = None  # the fitted scikit-learn estimator (None for a model loaded from a file)
+        self.predictor_ = None  # what predicts: a packed Forest, or the classifier itself
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
@@ -191,7 +190,9 @@ class Segmenter:
         keep = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes]
         return np.sort(np.concatenate(keep))
 
-    def _new_classifier(self, n_samples: int, n_estimators=None) -> RandomForestClassifier:
+    def _new_classifier(self, n_samples: int, n_estimators=None):
+        from sklearn.ensemble import RandomForestClassifier  # imported only to train
+
         per_tree = min(n_samples, max(20, int(round(self.max_samples * n_samples))))
         return RandomForestClassifier(
             n_estimators=n_estimators or self.n_estimators, max_depth=self.max_depth, max_samples=per_tree,
@@ -228,6 +229,7 @@ class Segmenter:
         idx = self._subsample(y)
         clf = self._new_classifier(idx.size).fit(X[idx], y[idx])
         self.classifier_ = clf
+        self.predictor_ = make_predictor(clf)
         self.n_channels_ = channels.pop()
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
@@ -240,16 +242,16 @@ class Segmenter:
     @property
     def classes(self) -> list[dict]:
         """``[{"id", "name", "color"}]`` of the trained classes (or the declared ones)."""
-        ids = self.classes_ if self.classifier_ is not None else sorted(self.class_meta)
+        ids = self.classes_ if self.predictor_ is not None else sorted(self.class_meta)
         return [{**default_class(i), **self.class_meta.get(int(i), {}), "id": int(i)} for i in ids]
 
     @property
     def classes_(self) -> np.ndarray:
         self._check_fitted()
-        return self.classifier_.classes_
+        return self.predictor_.classes_
 
     def _check_fitted(self):
-        if self.classifier_ is None:
+        if self.predictor_ is None:
             raise AnnotationError("the model is not trained yet: paint two classes and train")
 
     def _check_channels(self, image):
@@ -258,10 +260,10 @@ class Segmenter:
                               f"this image has {image.shape[2]} channel(s)")
 
     def _proba_rows(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty((X.shape[0], len(self.classifier_.classes_)), np.float32)
+        out = np.empty((X.shape[0], len(self.classes_)), np.float32)
         step = 262_144
         for s in range(0, X.shape[0], step):
-            out[s:s + step] = self.classifier_.predict_proba(X[s:s + step])
+            out[s:s + step] = self.predictor_.predict_proba(X[s:s + step])
         return out
 
     def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None,
@@ -317,6 +319,17 @@ class Segmenter:
         from .modelfile import load_segmenter
 
         return load_segmenter(source, cls)
+
+
+def make_predictor(clf):
+    """The fast predictor of a fitted classifier: a packed :class:`~segapp.forest.Forest` for
+    scikit-learn tree forests (ONNX Runtime), else the classifier itself."""
+    from .forest import Forest
+
+    try:
+        return Forest.from_sklearn(clf)
+    except (AttributeError, ValueError):
+        return clf
 
 
 def uncertainty(proba: np.ndarray) -> np.ndarray:
