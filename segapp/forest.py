@@ -150,6 +150,10 @@ class Forest:
             raise ValueError(f"expected (N, {self.n_features_in_}) features, got {X.shape}")
         if X.shape[0] == 0:
             return np.zeros((0, self.classes_.size), np.float32)
+        from .features.classical_torch import DEVICE, cuda_present
+
+        if cuda_present():
+            return self.predict_proba_torch(X, DEVICE)
         session = self.session()
         if session is None:
             return self.predict_proba_numpy(X)
@@ -181,9 +185,7 @@ class Forest:
         """The same probabilities in NumPy: every tree advances one level per step."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         thr = float32_thresholds(self.threshold)
-        feature = np.where(self.feature < 0, 0, self.feature).astype(np.int64)
-        left = np.where(self.left < 0, 0, self.left + self.offsets[:-1].repeat(np.diff(self.offsets)))
-        right = np.where(self.right < 0, 0, self.right + self.offsets[:-1].repeat(np.diff(self.offsets)))
+        feature, left, right = _flat_children(self)
         is_leaf = self.left < 0
         out = np.empty((X.shape[0], self.classes_.size), np.float32)
         roots = self.offsets[:-1][None, :]
@@ -199,6 +201,39 @@ class Forest:
                 active = ~is_leaf[node]
             out[s:s + chunk] = self.value[node].mean(axis=1)
         return out
+
+    def predict_proba_torch(self, X: np.ndarray, device: str = "cuda", chunk: int = 1 << 20) -> np.ndarray:
+        """The same probabilities on a torch device (the GPU path; the NumPy evaluator's algorithm)."""
+        import torch
+
+        with self._lock:
+            if getattr(self, "_torch", (None,))[0] != device:
+                feature, left, right = _flat_children(self)
+                self._torch = (device, *(torch.as_tensor(a, device=device) for a in (
+                    feature, left, right, float32_thresholds(self.threshold), self.left < 0, self.value,
+                    self.offsets[:-1])))
+            _, feature, left, right, thr, is_leaf, value, roots = self._torch
+        out = np.empty((X.shape[0], self.classes_.size), np.float32)
+        with torch.inference_mode():
+            for s in range(0, X.shape[0], chunk):
+                x = torch.as_tensor(np.ascontiguousarray(X[s:s + chunk], dtype=np.float32), device=device)
+                node = roots[None, :].expand(x.shape[0], -1).clone()
+                active = ~is_leaf[node]
+                while bool(active.any()):
+                    go_left = torch.gather(x, 1, feature[node]) <= thr[node]
+                    node = torch.where(active, torch.where(go_left, left[node], right[node]), node)
+                    active = ~is_leaf[node]
+                out[s:s + chunk] = value[node].mean(dim=1).cpu().numpy()
+        return out
+
+
+def _flat_children(forest: Forest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(feature, left, right)`` with forest-wide node indices (leaves: feature 0, children 0)."""
+    start = forest.offsets[:-1].repeat(np.diff(forest.offsets))
+    feature = np.where(forest.feature < 0, 0, forest.feature).astype(np.int64)
+    left = np.where(forest.left < 0, 0, forest.left + start)
+    right = np.where(forest.right < 0, 0, forest.right + start)
+    return feature, left, right
 
 
 def float32_thresholds(threshold: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ def test_onnx_and_numpy_match_sklearn(clf):
     want = clf.predict_proba(test)
     np.testing.assert_allclose(forest.predict_proba(test), want, atol=1e-6)
     np.testing.assert_allclose(forest.predict_proba_numpy(test), want, atol=1e-6)
+    np.testing.assert_allclose(forest.predict_proba_torch(test, "cpu", chunk=1000), want, atol=1e-6)  # GPU path
     assert (forest.classes_[forest.predict_proba(test).argmax(1)] == clf.predict(test)).all()
 
 

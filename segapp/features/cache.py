@@ -144,7 +144,7 @@ class FeatureCache:
 
 
 DISK_FEATURE_BYTES = 8 * 1024**3  # bound of the on-disk feature cache
-MEMORY_FRONT_BYTES = 768 * 1024**2  # float32 tiles kept in memory in front of the disk
+MEMORY_FRONT_BYTES = 1280 * 1024**2  # float32 tiles kept in memory in front of the disk (4 tiles of 75 features)
 
 
 class DiskFeatureCache:
@@ -173,7 +173,7 @@ class DiskFeatureCache:
     >>> DiskFeatureCache(d).put("img", "ex", (0, 0), np.ones((4, 4, 2), np.float32))
     >>> tile = DiskFeatureCache(d).get("img", "ex", (0, 0))      # another process sees it
     >>> tile.shape, tile.dtype
-    ((4, 4, 2), dtype('float32'))
+    ((4, 4, 2), dtype('float16'))
     """
 
     def __init__(self, directory, dtype=np.float16, max_memory_bytes: int = MEMORY_FRONT_BYTES,
@@ -191,17 +191,25 @@ class DiskFeatureCache:
         return self.dir / digest / hashlib.sha1(key.encode()).hexdigest()[:16] / f"{index[0]}_{index[1]}.npy"
 
     def get(self, digest: str, key: str, index: Index):
+        """The tile: float32 from the memory front, else the memory-mapped file (storage dtype).
+
+        A memory map costs nothing until read, so callers that need a few pixels
+        (training) or every ``step``-th pixel (the display) read only those.
+        """
         tile = self.memory.get(digest, key, index)
         if tile is not None:
             return tile
         path = self.path(digest, key, index)
         try:
-            tile = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False), dtype=np.float32)
+            tile = np.load(path, mmap_mode="r", allow_pickle=False)
             os.utime(path)
         except (FileNotFoundError, ValueError, OSError):
             return None
-        self.memory.put(digest, key, index, tile)
         return tile
+
+    def remember(self, digest: str, key: str, index: Index, tile: np.ndarray) -> None:
+        """Keep a float32 copy of a tile a caller converted in full (the next stroke reuses it)."""
+        self.memory.put(digest, key, index, np.asarray(tile, dtype=np.float32))
 
     def as_stored(self, tile: np.ndarray) -> np.ndarray:
         """``tile`` in the storage dtype (float16 clipped to its finite range)."""
@@ -212,8 +220,6 @@ class DiskFeatureCache:
 
     def put(self, digest: str, key: str, index: Index, tile: np.ndarray) -> None:
         stored = self.as_stored(tile)
-        # the memory front holds exactly what the disk holds, so every process sees the same values
-        self.memory.put(digest, key, index, stored.astype(np.float32))
         path = self.path(digest, key, index)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:

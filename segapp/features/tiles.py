@@ -119,6 +119,8 @@ class TiledFeatures:
     ----------
     n_computed : int
         Tiles this object computed (the rest came from the cache).
+    keep : bool
+        Whether tiles read in full go to the cache's memory front (``remember``), if it has one.
     """
 
     def __init__(self, extractor: FeatureExtractor, image, digest: str, cache, key: str | None = None,
@@ -132,6 +134,7 @@ class TiledFeatures:
         self.key = f"{key or extractor.key()}|tile={self.grid.tile}"
         self.n_features = extractor.n_features(n_channels or 1)
         self.n_computed = 0
+        self.keep = True  # ask the cache to keep converted tiles in memory (the viewport's; not a sweep's)
         self._lock = threading.Lock()
 
     @property
@@ -146,9 +149,8 @@ class TiledFeatures:
         return img[..., None] if img.ndim == 2 else img
 
     def cached(self, index) -> np.ndarray | None:
-        """A tile's features from the cache, or None (never computes)."""
-        tile = self.cache.get(self.digest, self.key, tuple(index))
-        return None if tile is None else np.asarray(tile, dtype=np.float32)
+        """A tile's features as the cache holds them (float32, or a float16 memory map), or None."""
+        return self.cache.get(self.digest, self.key, tuple(index))
 
     def missing(self, indices: Iterable | None = None) -> list[tuple[int, int]]:
         """The tiles (of ``indices``, default all) not in the cache."""
@@ -158,19 +160,24 @@ class TiledFeatures:
         """Features ``(th, tw, F)`` float32 of one tile: from the cache, else computed and cached."""
         index = (int(index[0]), int(index[1]))
         feats = self.cached(index)
-        if feats is not None:
-            return feats
-        img = self._normalised()
-        py0, py1, px0, px1 = self.grid.context(index)
-        y0, y1, x0, x1 = self.grid.box(index)
-        ctx = self.extractor.compute(np.ascontiguousarray(img[py0:py1, px0:px1], dtype=np.float32))
-        core = np.ascontiguousarray(ctx[y0 - py0:y1 - py0, x0 - px0:x1 - px0])
-        del ctx
-        with self._lock:
-            self.n_computed += 1
-        self.cache.put(self.digest, self.key, index, core)
-        again = self.cached(index)  # what the cache holds (float16-rounded on disk): identical everywhere
-        return core if again is None else again
+        if feats is None:
+            img = self._normalised()
+            py0, py1, px0, px1 = self.grid.context(index)
+            y0, y1, x0, x1 = self.grid.box(index)
+            ctx = self.extractor.compute(np.ascontiguousarray(img[py0:py1, px0:px1], dtype=np.float32))
+            core = np.ascontiguousarray(ctx[y0 - py0:y1 - py0, x0 - px0:x1 - px0])
+            del ctx
+            with self._lock:
+                self.n_computed += 1
+            self.cache.put(self.digest, self.key, index, core)
+            feats = self.cached(index)  # what the cache holds (float16 on disk): identical everywhere
+            feats = core if feats is None else feats
+        if feats.dtype != np.float32:
+            feats = np.asarray(feats, dtype=np.float32)
+            remember = getattr(self.cache, "remember", None) if self.keep else None
+            if remember:
+                remember(self.digest, self.key, index, feats)
+        return feats
 
     def compute(self, indices: Iterable | None = None, progress: Callable[[float], None] | None = None) -> None:
         """Make sure the tiles (default all) are in the cache, reporting the fraction done."""
@@ -191,7 +198,9 @@ class TiledFeatures:
             index = divmod(int(t), self.grid.shape[1])
             y0, _, x0, _ = self.grid.box(index)
             sel = np.flatnonzero(which == t)
-            out[sel] = self.tile(index)[rr[sel] - y0, cc[sel] - x0]
+            tile = self.cached(index)  # a memory map: read only the painted pixels
+            tile = self.tile(index) if tile is None else tile
+            out[sel] = tile[rr[sel] - y0, cc[sel] - x0]
         return out
 
     def region(self, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
@@ -209,7 +218,8 @@ class TiledFeatures:
             iy = np.flatnonzero((ys >= by0) & (ys < by1))
             ix = np.flatnonzero((xs >= bx0) & (xs < bx1))
             if iy.size and ix.size:
-                t = self.tile(index)
+                t = self.tile(index) if step == 1 else self.cached(index)  # strided: read only those pixels
+                t = self.tile(index) if t is None else t
                 out[iy[0]:iy[-1] + 1, ix[0]:ix[-1] + 1] = t[ys[iy[0]] - by0:ys[iy[-1]] - by0 + 1:step,
                                                             xs[ix[0]] - bx0:xs[ix[-1]] - bx0 + 1:step]
         return out
