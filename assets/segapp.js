@@ -40,25 +40,30 @@
       overlay: function (data, graphId) {
         var nu = window.dash_clientside.no_update;
         var gd = plotDiv(graphId);
-        if (!data || !gd || !gd.layout || gd.layout.uirevision !== data.key || !gd.layout.images) return nu;
+        if (!data || !gd || !gd.layout || gd.layout.uirevision !== data.key || !gd.layout.images) return [nu, nu];
         var imgs = gd.layout.images, patch = new window.dash_clientside.Patch(), changed = false;
+        var names = imgs.map(function (im) { return im.visible ? String(im.name || "0:0") : "0:0"; });
         if (data.clear) {
-          for (var j = 0; j < imgs.length; j++) patch.assign(["layout", "images", j, "visible"], false);
+          for (var j = 0; j < imgs.length; j++) { patch.assign(["layout", "images", j, "visible"], false); names[j] = "0:0"; }
           changed = imgs.length > 0;
         }
         (data.tiles || []).forEach(function (t) {
-          var cur = imgs[t.i];
-          if (!cur) return;
-          var had = String(cur.name || "0:0").split(":"), hv = Number(had[0]), hs = Number(had[1]) || 99;
-          if (cur.visible && (t.v < hv || (t.v === hv && t.s > hs))) return; // keep the newer / finer one
+          if (!imgs[t.i]) return;
+          var had = names[t.i].split(":"), hv = Number(had[0]), hs = Number(had[1]) || 99;
+          if (hv > 0 && (t.v < hv || (t.v === hv && t.s > hs))) return; // keep the newer / finer one
           patch.assign(["layout", "images", t.i, "source"], t.uri)
                .assign(["layout", "images", t.i, "visible"], true)
                .assign(["layout", "images", t.i, "name"], t.v + ":" + t.s);
+          names[t.i] = t.v + ":" + t.s;
           changed = true;
         });
-        if (!changed) return nu;
+        // what the browser shows now, for the server's catch-up (fill_tiles)
+        var v = data.version || 0, seen = [];
+        names.forEach(function (n, i) { var p = n.split(":"); if (Number(p[0]) === v) seen.push(i + ":" + p[1]); });
+        var seenData = { key: data.key, v: v, tiles: seen };
+        if (!changed) return [nu, seenData];
         if (gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
-        return patch.build();
+        return [patch.build(), seenData];
       },
 
       /* The visible region in image pixels and its width on screen, for viewport-first prediction. */
@@ -107,7 +112,7 @@
       brushNow: function (relayout, active, width, classes, _info, graphId) {
         var nu = window.dash_clientside.no_update;
         var gd = plotDiv(graphId);
-        if (!gd || !gd._fullLayout || !gd.data || gd.data.length < 2) return [nu, nu];
+        if (!gd || !gd._fullLayout || !gd.data || gd.data.length < 1) return [nu, nu];
         var scale = zoomScale(gd);
         var w = Number(width) || 1;
         var color = classColor(classes, active);

@@ -74,6 +74,17 @@ def drag(drv, points) -> None:
     chain.release().perform()
 
 
+def choose_class(drv, cid: int, timeout: float = 30) -> None:
+    """Press the class's key and wait until the brush paints that class (the newshape patch arrived)."""
+    drv.find_element("css selector", "body").send_keys(str(cid))
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if drv.execute_script(f"return ({GD}.layout.newshape || {{}}).name || ''").startswith(f"class={cid};"):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"class {cid} never became the brush")
+
+
 def wait_version(drv, newer_than: int, what: str, timeout: float) -> float:
     """Seconds until the tiles of ``what`` ("vis" or "all") show a version > ``newer_than``."""
     t0 = time.perf_counter()
@@ -102,8 +113,7 @@ def run_case(page_factory, url: str, image: Path, size: int, n_strokes: int, sho
             return [(cx + k * view * 0.04, cy + rng.normal(0, view * 0.004)) for k in range(6)]
 
         drag(drv, squiggle(view * 0.1, view * 0.1))          # class 1: background near the corner
-        drv.find_element("css selector", "body").send_keys("2")
-        time.sleep(0.5)
+        choose_class(drv, 2)
         drag(drv, squiggle(view * 0.5, view * 0.5))          # class 2
         t_vis = wait_version(drv, 0, "vis", 600)
         if shots:
@@ -112,8 +122,7 @@ def run_case(page_factory, url: str, image: Path, size: int, n_strokes: int, sho
         later = []
         for i in range(n_strokes):
             before = max(tile_state(drv)["vis"], 0)
-            drv.find_element("css selector", "body").send_keys("1" if i % 2 == 0 else "2")
-            time.sleep(0.3)
+            choose_class(drv, 1 if i % 2 == 0 else 2)
             pts = squiggle(view * (0.15 + 0.12 * i), view * (0.3 + 0.1 * (i % 3)))
             drag(drv, pts)
             tv = wait_version(drv, before, "vis", 300)

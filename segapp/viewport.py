@@ -29,9 +29,9 @@ import numpy as np
 DISPLAY_MAX_SIDE = 2048  # longest side of what the browser gets for a whole image
 
 
-def display_step(h: int, w: int, max_side: int = DISPLAY_MAX_SIDE) -> int:
-    """Smallest integer step that brings the longest side down to ``max_side``."""
-    return max(1, -(-max(int(h), int(w)) // int(max_side)))
+def display_step(h: int, w: int, max_side: int | None = None) -> int:
+    """Smallest integer step that brings the longest side down to ``max_side`` (:data:`DISPLAY_MAX_SIDE`)."""
+    return max(1, -(-max(int(h), int(w)) // int(max_side or DISPLAY_MAX_SIDE)))
 
 
 def placement(step: int, start: int = 0) -> float:

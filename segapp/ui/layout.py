@@ -277,6 +277,7 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
         dcc.Store(id=ids.EXTRACT_REQUEST, data=None), dcc.Store(id=ids.MODEL_VERSION, data=None),
         dcc.Store(id=ids.SCALE, data=1.0), dcc.Store(id=ids.OVERLAY, data=None),
         dcc.Store(id=ids.VIEW, data=None), dcc.Store(id=ids.TILE_QUEUE, data=None),
+        dcc.Interval(id=ids.TILE_TIMER, interval=700, disabled=True), dcc.Store(id=ids.TILE_SEEN, data=None),
         dcc.Download(id=ids.DOWNLOAD),
     ]
     header = html.Header([

@@ -19,6 +19,7 @@ and ``tilev/...`` (``{"version", "classes"}``).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -149,7 +150,8 @@ def tile_overlay(sess, k: str, step: int, index, grid: TileGrid, mode: str, prob
             "w": x1 - x0, "h": y1 - y0, "v": doc["version"], "s": int(step)}
 
 
-def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: dict | None) -> list[dict]:
+def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: dict | None,
+             skip=()) -> list[dict]:
     """Tile overlays worth sending for predicted ``entries`` ([step, ty, tx]): those at the display
     step, and step-1 tiles in view when the view is zoomed in past the display resolution."""
     grid = plane_grid(sess, seg, k)
@@ -158,6 +160,8 @@ def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: 
     visible = set(tile_order(grid, view)[0])
     out = []
     for step, ty, tx in entries:
+        if f"{ty * grid.shape[1] + tx}:{step}" in skip:
+            continue
         if step == disp or (step == lvl and (ty, tx) in visible):
             o = tile_overlay(sess, k, step, (ty, tx), grid, mode, proba_class, classes)
             if o:
@@ -165,8 +169,10 @@ def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: 
     return out
 
 
-def current_overlays(sess, seg, k: str, version: int, mode: str, proba_class, classes, view) -> list[dict]:
-    """Every tile overlay already predicted for ``version`` (after a mode change or image switch)."""
+def current_overlays(sess, seg, k: str, version: int, mode: str, proba_class, classes, view,
+                     skip=()) -> list[dict]:
+    """Every tile overlay already predicted for ``version`` (after a mode change or image switch),
+    except those named in ``skip`` (``"i:step"``: what the browser already shows)."""
     grid = plane_grid(sess, seg, k)
     disp = plane_steps(sess, k)[2]
     lvl = view_step(view, disp)
@@ -176,6 +182,39 @@ def current_overlays(sess, seg, k: str, version: int, mode: str, proba_class, cl
             if tile_version(sess, k, step, index) == version:
                 entries.append([step, index[0], index[1]])
     return overlays(sess, seg, k, entries, mode, proba_class, classes, view)
+
+
+_workers: dict = {}
+_workers_lock = threading.Lock()
+
+
+def ensure_worker(sess, seg, k: str, version: int, view: dict | None) -> bool:
+    """Predict the rest of plane ``k`` for ``version`` in a thread of this process (one per session).
+
+    The thread follows :func:`plan` tile by tile, re-planning after each tile with
+    the latest ``view`` handed in here (so a zoom or pan reorders what is left),
+    and stops when nothing is left or a newer model exists.  Returns True when a
+    worker for this plane and version is running (started now or before).
+    """
+    wid = (sess.sid, k, version)
+    with _workers_lock:
+        w = _workers.get(sess.sid)
+        if w and w["id"] == wid and w["thread"].is_alive():
+            w["view"] = view
+            return True
+        state = {"id": wid, "view": view}
+
+        def run():
+            while sess.model_info().get("version") == version:
+                todo = plan(sess, seg, k, version, state["view"])
+                if not todo:
+                    break
+                run_plan(sess, seg, k, version, todo[:1], budget_s=0, keep=False)
+
+        state["thread"] = threading.Thread(target=run, name=f"tiles-{k}", daemon=True)
+        _workers[sess.sid] = state
+        state["thread"].start()
+        return True
 
 
 def placeholders(h: int, w: int, opacity: float) -> list[dict]:
@@ -192,4 +231,5 @@ def placeholders(h: int, w: int, opacity: float) -> list[dict]:
     return out
 
 
-__all__ = ["plan", "run_plan", "stitch", "overlays", "current_overlays", "placeholders", "placement"]
+__all__ = ["plan", "run_plan", "stitch", "overlays", "current_overlays", "placeholders", "placement",
+           "ensure_worker"]

@@ -14,7 +14,7 @@ from ...viewport import display_step, downscale
 from .. import ids
 from .. import overlay_tiles as OT
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
-from ..pipeline import FeaturesMissing, load_model
+from ..pipeline import load_model
 from ..session import key
 from .common import callback_spec, valid_session, wire
 
@@ -271,18 +271,23 @@ def show_overlay(model_version, mode, proba_class, classes, sid, cur, view=None,
     output=dict(overlay=Output(ids.OVERLAY, "data", allow_duplicate=True),
                 tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True),
                 status=Output(ids.TILE_STATUS, "children"), status_style=Output(ids.TILE_STATUS, "style")),
-    inputs=dict(queue=Input(ids.TILE_QUEUE, "data")),
-    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"), view=State(ids.VIEW, "data"),
-               mode=State(ids.OVERLAY_MODE, "value"), proba_class=State(ids.PROBA_CLASS, "value"),
-               classes=State(ids.CLASSES, "data")),
+    inputs=dict(tick=Input(ids.TILE_TIMER, "n_intervals")),
+    state=dict(queue=State(ids.TILE_QUEUE, "data"), sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"),
+               view=State(ids.VIEW, "data"), mode=State(ids.OVERLAY_MODE, "value"),
+               proba_class=State(ids.PROBA_CLASS, "value"), classes=State(ids.CLASSES, "data"),
+               seen=State(ids.TILE_SEEN, "data")),
     prevent_initial_call=True,
 )
-def fill_tiles(queue, sid, cur, view, mode, proba_class, classes, *, services):
-    """The rest of the image after the visible tiles: one short request per batch of tiles, chained.
+def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=None, *, services):
+    """The rest of the image after the visible tiles: one short request per batch of tiles.
 
-    Each call predicts tiles for about a second (the visible ones first, as the
-    view is now), returns their overlays and asks for the next batch by
-    writing ``tile_queue`` again; a newer model or another image ends the chain.
+    A timer ticks while ``tile_queue`` holds work (a clientside callback switches
+    it on and off).  The first tick starts a worker thread
+    (:func:`~segapp.ui.overlay_tiles.ensure_worker`) that predicts the rest tile
+    by tile, the visible ones first as the view is now; every tick returns, at
+    once, the overlays of the predicted tiles the browser does not show yet
+    (``seen``), so a tick's answer is never outrun by the next tick.  A newer
+    model or another image ends the work.
 
     Returns
     -------
@@ -303,17 +308,16 @@ def fill_tiles(queue, sid, cur, view, mode, proba_class, classes, *, services):
         return done_out
     version = info["version"]
     todo = OT.plan(sess, seg, k, version, view)
-    if not todo:
-        return done_out
-    try:
-        done, todo = OT.run_plan(sess, seg, k, version, todo, budget_s=FILL_BUDGET_S, keep=False)
-    except FeaturesMissing:  # pragma: no cover - the cache here computes what it lacks
-        return done_out
-    tiles = OT.overlays(sess, seg, k, done, mode, proba_class, classes or sess.classes(), view)
-    status, style = tile_status(len(todo), queue.get("total") or (len(todo) + len(done)))
+    if todo:  # the work runs in a thread of this process: ticks stay quick and never overlap
+        OT.ensure_worker(sess, seg, k, version, view)
+    shown = set((seen or {}).get("tiles", [])) if (seen or {}).get("key") == k and \
+        (seen or {}).get("v") == version else set()
+    tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes or sess.classes(), view, shown)
+    total = max(queue.get("total") or 0, len(todo))
+    status, style = tile_status(len(todo), total)
     nxt = _queue(k, version, todo)
     if nxt:
-        nxt["total"] = queue.get("total") or (len(todo) + len(done))
+        nxt["total"] = total
     return {"overlay": {"key": k, "version": version, "tiles": tiles, "clear": False} if tiles else no_update,
             "tile_queue": nxt, "status": status, "status_style": style}
 
@@ -352,12 +356,15 @@ def view_changed(view, sid, cur, queue, *, services):
 def register(app, services):
     wire(app, services, build_canvas, save_strokes, edit_history, restyle_strokes, show_overlay, fill_tiles,
          view_changed)
+    app.clientside_callback("function (q) { return !q; }", Output(ids.TILE_TIMER, "disabled"),
+                            Input(ids.TILE_QUEUE, "data"), prevent_initial_call=True)
     app.clientside_callback(ClientsideFunction("segapp", "view"), Output(ids.VIEW, "data"),
                             Input(ids.GRAPH, "relayoutData"), Input(ids.CANVAS_INFO, "children"),
                             State(ids.GRAPH, "id"), prevent_initial_call=True)
     # the overlay reaches the figure only if that plane is still the one on screen (no race on image switches)
     app.clientside_callback(ClientsideFunction("segapp", "overlay"), Output(ids.GRAPH, "figure", allow_duplicate=True),
-                            Input(ids.OVERLAY, "data"), State(ids.GRAPH, "id"), prevent_initial_call=True)
+                            Output(ids.TILE_SEEN, "data"), Input(ids.OVERLAY, "data"), State(ids.GRAPH, "id"),
+                            prevent_initial_call=True)
 
     app.clientside_callback(ClientsideFunction("segapp", "opacity"), Output(ids.GRAPH, "figure", allow_duplicate=True),
                             Input(ids.OPACITY, "value"), prevent_initial_call=True)
