@@ -321,4 +321,9 @@ def large_cases(args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # the apps' background tile threads may still be predicting: skip interpreter teardown (it would abort them)
+    import os
+
+    os._exit(code)
