@@ -63,7 +63,7 @@ def test_both_caches_speak_the_tile_interface(tmp_path):
 def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path, counted):
     img, lab = textured(), painted((150, 170))
     disk = DiskFeatureCache(tmp_path / "features")
-    seg = Segmenter(feature_params=FAST, n_estimators=5, cache=disk)
+    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=disk)
     seg.tile = 64
     tiles = seg.feature_tiles(img)
     assert len(tiles.grid) == 9
@@ -79,7 +79,7 @@ def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path
         seg.predict_proba(img)
     assert len(counted) == 9
     # another process (a fresh cache object on the same directory, empty memory front) reads the disk
-    other = Segmenter(feature_params=FAST, n_estimators=5, cache=DiskFeatureCache(tmp_path / "features"))
+    other = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=DiskFeatureCache(tmp_path / "features"))
     other.tile = 64
     other.fit(img, lab)
     again = other.feature_tiles(img)
@@ -90,7 +90,7 @@ def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path
 
 def test_tiled_prediction_equals_untiled_through_the_disk_cache(tmp_path):
     img, lab = textured(), painted((150, 170))
-    seg = Segmenter(feature_params=FAST, n_estimators=8, cache=DiskFeatureCache(tmp_path / "a"))
+    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=8, cache=DiskFeatureCache(tmp_path / "a"))
     seg.fit(img, lab)
     untiled = seg.predict_proba(img, tiles=seg.feature_tiles(img, tile=1024))
     seg.cache = DiskFeatureCache(tmp_path / "b")
@@ -114,7 +114,7 @@ def test_combined_extractor_reuses_its_parts_tiles(counted):
     cache = FeatureCache()
     img, lab = textured((80, 90)), painted((80, 90))[:80, :90]
     lab[60:63, 50:80] = 2
-    Segmenter(feature_params=FAST, n_estimators=3, cache=cache).fit(img, lab)
+    Segmenter(features="classical", feature_params=FAST, n_estimators=3, cache=cache).fit(img, lab)
     n = len(counted)
     assert n == 1
     combo = Segmenter(features={"parts": [{"name": "classical", "params": FAST},
@@ -133,8 +133,8 @@ def test_float16_disk_tiles_predict_like_float32(tmp_path):
     lab[10:14, 10:200] = 1
     lab[150:154, 100:160] = 2
     lab[60:64, 200:240] = 2
-    f32 = Segmenter(n_estimators=16, cache=DiskFeatureCache(tmp_path / "32", dtype=np.float32)).fit(img, lab)
-    f16 = Segmenter(n_estimators=16, cache=DiskFeatureCache(tmp_path / "16")).fit(img, lab)
+    f32 = Segmenter(features="classical", n_estimators=16, cache=DiskFeatureCache(tmp_path / "32", dtype=np.float32)).fit(img, lab)
+    f16 = Segmenter(features="classical", n_estimators=16, cache=DiskFeatureCache(tmp_path / "16")).fit(img, lab)
     agree = (f32.predict(img) == f16.predict(img)).mean()
     assert agree > 0.99
     assert next((tmp_path / "16").glob("*/*/*.npy")).stat().st_size < \

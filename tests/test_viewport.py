@@ -71,7 +71,7 @@ def big_session(tmp_path, monkeypatch):
     shapes = [{"type": "path", "path": "M10,20L100,25", "name": shape_name(1, 5)},
               {"type": "path", "path": "M150,250L240,240", "name": shape_name(2, 5)}]
     sess.set_shapes(k, shapes, shapes_to_labels(shapes, (300, 260)))
-    sess.set_settings({**sess.settings(), "sigmas": [1.0, 3.0], "trees": 8})
+    sess.set_settings({**sess.settings(), "extractor": "classical", "sigmas": [1.0, 3.0], "trees": 8})
     return services, sess, k, img[0]
 
 
