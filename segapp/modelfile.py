@@ -42,6 +42,7 @@ import io as _io
 import json
 import platform
 import zipfile
+import zlib
 from datetime import datetime, timezone
 
 import numpy as np
@@ -137,7 +138,7 @@ def read_manifest(data: bytes) -> tuple[dict, str, bytes]:
                 raise ModelFileError("not a segapp model file (zip without manifest.json/classifier)")
             manifest = json.loads(z.read("manifest.json"))
             blob = z.read(member)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError, EOFError, zlib.error) as e:
         raise ModelFileError(f"the model file is damaged ({type(e).__name__})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError("not a segapp model file (unknown manifest format)")
@@ -157,7 +158,7 @@ def _load_forest(blob: bytes):
     try:
         with np.load(_io.BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
     return Forest.from_arrays(arrays)
 
