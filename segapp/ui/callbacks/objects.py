@@ -12,8 +12,8 @@ from ... import postprocess
 from ...errors import ConfigError, SegappError
 from .. import ids
 from ..figures import histogram
-from ..render import instances_png_uri
 from ..session import key, split_key
+from .canvas import current_payload
 from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
 
 MEASURING = "Measuring objects"  # the banner label
@@ -181,7 +181,7 @@ def measure_objects(set_progress, request, sid, classes, mode, *, services, noti
     if not rows:
         notify(f"No {name} objects found (after removing objects smaller than {r['min_size']} px).", "info")
     fig = histogram([row["area"] for row in rows], f"area ({summary['unit']}²)", f"{name}: object areas")
-    overlay = {"key": k, "uri": instances_png_uri(inst)} if mode == "objects" else no_update
+    overlay = current_payload(sess, services, k, "objects", None, classes, None)[0] if mode == "objects" else no_update
     return {"rows": rows, "columns": table_columns(rows), "summary": summary_cards(summary, name),
             "histogram": fig, "overlay_mode": "objects" if mode != "objects" else no_update, "overlay": overlay}
 

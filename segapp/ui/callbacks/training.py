@@ -21,9 +21,9 @@ from ..pipeline import (SIGMA_LADDER, FeaturesMissing, OnlyOtherKindPainted, Str
                         forget_unpainted_model, kind, kind_message, refresh)
 from ..session import key
 from .batch import APPLYING
-from .canvas import overlay_uri
-from .objects import MEASURING
+from .canvas import tile_payload
 from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
+from .objects import MEASURING
 
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
 EXTRACTING = "Computing features"  # the banner label of the first extraction (the Cancel toast keys on it)
@@ -42,9 +42,10 @@ def _version(sess) -> dict:
     return {"v": sess.model_info().get("version"), "t": time.time()}
 
 
-def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update) -> dict:
+def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update,
+                 tile_queue=no_update) -> dict:
     return {"model_version": model_version, "train_info": train_info, "extract_request": extract_request,
-            "overlay": overlay}
+            "overlay": overlay, "tile_queue": tile_queue}
 
 
 def _tell_kind(sess, before: dict, notify) -> None:
@@ -58,16 +59,17 @@ def _tell_kind(sess, before: dict, notify) -> None:
 @callback_spec(
     output=dict(model_version=Output(ids.MODEL_VERSION, "data"), train_info=Output(ids.TRAIN_INFO, "children"),
                 extract_request=Output(ids.EXTRACT_REQUEST, "data"),
-                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True)),
+                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True),
+                tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True)),
     inputs=dict(annot_version=Input(ids.ANNOT_VERSION, "data"), n_train=Input(ids.TRAIN, "n_clicks"),
                 request=Input(ids.TRAIN_REQUEST, "data")),
     state=dict(live=State(ids.LIVE, "value"), sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"),
                mode=State(ids.OVERLAY_MODE, "value"), proba_class=State(ids.PROBA_CLASS, "value"),
-               classes=State(ids.CLASSES, "data")),
+               classes=State(ids.CLASSES, "data"), view=State(ids.VIEW, "data")),
     prevent_initial_call=True,
 )
-def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, *, services, trigger,
-            notify):
+def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, view=None, *, services,
+            trigger, notify):
     """Retrain (live or on demand) and predict the current plane from cached features (the quick path).
 
     Parameters
@@ -82,6 +84,8 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
         Live update: retrain after every stroke.
     sid, cur, mode, proba_class, classes
         Session, current plane, overlay mode and probability class, classes (for the overlay).
+    view : dict or None
+        The visible region (``{"x0", "x1", "y0", "y1", "px"}``): its tiles are predicted first.
     trigger : str
         ``ids.ANNOT_VERSION``, ``ids.TRAIN`` (forces a retrain) or ``ids.TRAIN_REQUEST``.
 
@@ -90,7 +94,9 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     dict
         ``model_version`` (``{"v", "t", "rendered": True}`` after a new result), ``train_info``,
         ``extract_request`` (set when features must be computed first: the background job
-        :func:`extract_and_train` takes over) and ``overlay`` (``{"key", "uri"}`` of the new result).
+        :func:`extract_and_train` takes over), ``overlay`` (the tiles in view, see
+        :func:`~segapp.ui.callbacks.canvas.tile_payload`) and ``tile_queue`` (the rest, for
+        :func:`~segapp.ui.callbacks.canvas.fill_tiles`).
     """
     if not valid_session(sid):
         raise PreventUpdate
@@ -100,7 +106,7 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     if trigger == ids.ANNOT_VERSION and forget_unpainted_model(sess):  # e.g. Clear all: no strokes, no model
         return _retrain_out(train_hint("Nothing is painted, so there is no model. Undo (Ctrl+Z) brings the "
                                        "strokes back."), model_version={**_version(sess), "rendered": True},
-                            overlay={"key": k, "uri": None} if k else no_update)
+                            overlay={"key": k, "version": 0, "tiles": [], "clear": True} if k else no_update)
     if trigger == ids.ANNOT_VERSION and not live:
         return _retrain_out(train_hint("Strokes saved. Press Train (or switch on Live update)."))
     before = sess.model_info()
@@ -109,14 +115,15 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
             raise PreventUpdate  # a newer stroke is on its way: let that one train (debounce)
         try:
             out = refresh(sess, StrictCache(services.feature_cache), services.models, k,
-                          retrain=bool(live) or force, force=force, save_in_thread=True)
+                          retrain=bool(live) or force, force=force, save_in_thread=True, view=view)
         except FeaturesMissing:
             running = sess.store.get_json(sid, "state", "extracting")
             if running and time.time() - running["t"] < STALE_JOB_S and not force:
                 return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
                                                "it finishes."))
-            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time()}
-            return _retrain_out(train_hint("Computing features once for this image; later strokes reuse them."),
+            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time(), "view": view}
+            return _retrain_out(train_hint("Computing features for the painted and visible tiles, once: later "
+                                           "strokes there reuse them."),
                                 extract_request=request)
         except OnlyOtherKindPainted as e:  # said where the user looks, not only in the sidebar
             notify(str(e), "warning", "Paint this kind of image")
@@ -128,9 +135,10 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     _tell_kind(sess, before, notify)
     if not (out["trained"] or out["predicted"]):
         return _retrain_out(model_summary(sess.model_info()))
-    overlay = {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes or sess.classes())}
+    overlay, queue = tile_payload(sess, services, k, out, mode, proba_class, classes or sess.classes(), view,
+                                  reset=out["trained"])
     return _retrain_out(model_summary(sess.model_info()), model_version={**_version(sess), "rendered": True},
-                        overlay=overlay)
+                        overlay=overlay, tile_queue=queue)
 
 
 @callback_spec(
@@ -168,7 +176,8 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
             rev = sess.annot_rev()
             try:
                 refresh(sess, services.feature_cache, services.models, request.get("key"),
-                        retrain=request.get("retrain", True), force=force, progress=progress)
+                        retrain=request.get("retrain", True), force=force, progress=progress,
+                        view=request.get("view"))
             except AnnotationError:
                 if sess.annot_rev() == rev:
                     raise
