@@ -14,6 +14,9 @@ Rasterisation rules (:func:`shapes_to_labels`):
   default ``fillrule``) plus its outline stroke.
 - ``rect`` (x0, y0, x1, y1) and ``circle`` (the ellipse inscribed in that box): filled, grown
   by width/2 on every side (the outline stroke plotly draws; square corners for rect).
+- a closed path whose name says ``outline=0`` is filled without its outline stroke: polygons along
+  pixel edges then paint exactly the pixels inside (label images imported as shapes, see
+  :mod:`segapp.annotation_files`).
 - later shapes overwrite earlier ones; class 0 is the eraser (its pixels go back to 0).
 - everything is clipped to the image.
 """
@@ -243,6 +246,11 @@ def _coords(shape, keys, i) -> list[float]:
     return vals
 
 
+def _has_outline(shape) -> bool:
+    """False for a shape named with ``outline=0`` (filled regions imported from a label image)."""
+    return "outline=0" not in str(shape.get("name") or "").replace(" ", "")
+
+
 def _draw(out, shape, i, value, r) -> None:
     kind = shape.get("type") or ("path" if "path" in shape else "rect")
     h, w = out.shape
@@ -251,6 +259,8 @@ def _draw(out, shape, i, value, r) -> None:
         rings = [pts for pts, closed in subpaths if closed and len(pts) >= 3]
         if rings:  # even-odd across all closed subpaths: an inner ring is a hole
             _fill_polygon(out, rings, value)
+        if rings and not _has_outline(shape):
+            return
         for pts, closed in subpaths:
             _stroke(out, np.vstack([pts, pts[:1]]) if closed else pts, r, value)
     elif kind == "line":

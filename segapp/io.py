@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from PIL import Image, ImageSequence
 
 from .errors import ConfigError, ImageReadError
@@ -96,6 +95,8 @@ def _decode(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
 
 
 def _decode_tiff(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
+    import tifffile  # imported when a TIFF is met (0.2-0.4 s at start-up otherwise)
+
     with tifffile.TiffFile(_io.BytesIO(data)) as tf:
         series = tf.series[0]
         axes, shape = series.axes, tuple(series.shape)
@@ -244,7 +245,9 @@ def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | Non
 
     Accepts L, I;16, I, 1-bit and palette PNGs (palette *indices* are the labels) and integer
     TIFFs.  An RGB(A) image is accepted only when its colour channels are equal.  Float pixels,
-    negative values and more than one plane raise ImageReadError.
+    negative values and more than one plane raise ImageReadError.  (Ground-truth masks in the
+    forms people have — 0/255, colour-coded — are read by :func:`read_mask` and
+    :func:`segapp.metrics.interpret_mask`.)
 
     Returns
     -------
@@ -257,6 +260,35 @@ def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | Non
     >>> read_labels(buf.getvalue()).tolist()
     [[0, 1], [2, 300]]
     """
+    arr = read_mask(source, max_pixels=max_pixels, name=name)
+    if arr.ndim == 3:
+        raise _fail(name or _source_name(source), "labels must be single-channel class ids; this colour image has "
+                    "differing channels (save the class ids 0..K as a grayscale or palette image)")
+    return arr
+
+
+def _source_name(source) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    fname = getattr(source, "name", None)
+    return Path(fname).name if isinstance(fname, str) else None
+
+
+def read_mask(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """Read a label image or a mask as it is: ``(H, W)`` int32 values, or ``(H, W, 3)`` int32 colours.
+
+    Like :func:`read_labels` (palette indices are values, alpha is dropped, an RGB image with
+    equal channels is one channel) but a colour-coded mask keeps its colours, for
+    :func:`segapp.metrics.interpret_mask`.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.fromarray(np.array([[[255, 0, 0], [0, 0, 0]]], np.uint8)).save(buf, "PNG")
+    >>> read_mask(buf.getvalue()).shape
+    (1, 2, 3)
+    """
     data, name = _read_source(source, name)
     arr = _decode(data, name, max_pixels, labels=True)
     if arr.shape[0] != 1:
@@ -264,17 +296,15 @@ def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | Non
     arr = arr[0]
     if arr.shape[-1] in (2, 4):  # drop alpha
         arr = arr[..., :-1]
-    if arr.shape[-1] > 1 and not (arr == arr[..., :1]).all():
-        raise _fail(name, "labels must be single-channel class ids; this colour image has differing "
-                          "channels (save the class ids 0..K as a grayscale or palette image)")
-    arr = arr[..., 0]
     if arr.dtype.kind not in "biu":
         raise _fail(name, f"labels must be integers, got {arr.dtype} pixels")
     if arr.size and arr.min() < 0:
         raise _fail(name, f"labels must be non-negative, found {int(arr.min())}")
     if arr.size and int(arr.max()) > np.iinfo(np.int32).max:
         raise _fail(name, f"label value {int(arr.max())} is too large")
-    return arr.astype(np.int32)
+    if arr.shape[-1] > 1 and not (arr == arr[..., :1]).all():
+        return arr[..., :3].astype(np.int32)
+    return arr[..., 0].astype(np.int32)
 
 
 def write_labels(target, labels, fmt: str | None = None) -> None:
@@ -305,6 +335,8 @@ def write_labels(target, labels, fmt: str | None = None) -> None:
             raise ValueError(f"label {top} does not fit in a PNG (max 65535); use fmt='tiff'")
         Image.fromarray(lab).save(target, format="PNG")
     elif fmt in ("tif", "tiff"):
+        import tifffile
+
         tifffile.imwrite(target, lab, photometric="minisblack", compression="zlib")
     else:
         raise ValueError(f"unknown label format {fmt!r}; use 'png' or 'tiff'")
@@ -332,6 +364,8 @@ def write_proba_tiff(target, proba, *, dtype: str = "float32") -> None:
         p = np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
     elif dtype != "float32":
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+    import tifffile
+
     tifffile.imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
                      metadata={"axes": "CYX"})
 
@@ -413,30 +447,84 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     return out
 
 
-def to_display_rgb(image, *, method: str = "percentile", low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """Any image -> uint8 ``(H, W, 3)`` for display (per-channel percentile stretch by default).
+DISPLAY_METHODS = ("auto", "dtype", "percentile", "minmax")
 
-    One channel -> grey; two -> magenta/green; three or more -> the first three; pass
-    ``method="dtype"`` to show 8-bit images unchanged.
+
+def display_range(image, method: str = "auto", low: float = 0.5, high: float = 99.9) -> tuple[float, float]:
+    """The ONE intensity range ``(lo, hi)`` that maps all channels of ``image`` to 0..255 for display.
+
+    ``"auto"``: 8-bit colour images their type's range (shown exactly as the file), colour
+    floats already in [0, 1] that range; everything else (grey images, 16-bit, floats) the
+    ``low``/``high`` percentiles of all channels' pixels together (an auto-contrast that
+    changes brightness, never hue).  ``"dtype"``: the integer type's range;
+    ``"percentile"``/``"minmax"``: over all channels together.  Never one range per channel:
+    that would change the colour balance (pink H&E shown deep red).
 
     Examples
     --------
     >>> import numpy as np
+    >>> display_range(np.zeros((1, 2, 3), np.uint8)), display_range(np.full((1, 2, 3), 0.5))
+    ((0.0, 255.0), (0.0, 1.0))
+    >>> display_range(np.array([[[100, 1000, 4000]]], np.uint16), "minmax")
+    (100.0, 4000.0)
+    >>> display_range(np.array([[20, 60, 90]], np.uint8), "minmax")   # a dim grey image: auto-contrast
+    (20.0, 90.0)
+    """
+    a = np.asarray(image)
+    if method not in DISPLAY_METHODS:
+        raise ConfigError(f"unknown display mapping {method!r}; choose one of {', '.join(DISPLAY_METHODS)}")
+    if a.dtype == bool:
+        return 0.0, 1.0
+    colour = a.ndim == 3 and a.shape[-1] >= 3
+    if method == "dtype" or (method == "auto" and colour and a.dtype == np.uint8):
+        if a.dtype.kind in "iu":
+            info = np.iinfo(a.dtype)
+            return (0.0 if a.dtype.kind == "u" else float(info.min)), float(info.max)
+        method = "auto"
+    if method == "auto" and colour and a.dtype.kind == "f":
+        finite = a[np.isfinite(a)]
+        if finite.size and finite.min() >= 0 and finite.max() <= 1:
+            return 0.0, 1.0
+    return _channel_range(a.astype(np.float32, copy=False), "minmax" if method == "minmax" else "percentile",
+                          low, high)
+
+
+def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float = 99.9) -> np.ndarray:
+    """Any image -> uint8 ``(H, W, 3)`` that looks like the file (for the canvas, thumbnails, the gallery).
+
+    All channels share ONE intensity range (:func:`display_range`): 8-bit colour images are
+    shown unchanged, grey, 16-bit and float images get one auto-contrast range.  Per-channel stretching
+    (:func:`normalize`) is what features see, not what the picture shows.  One channel ->
+    grey; two -> magenta/green; three or more -> the first three.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pink = np.array([[[230, 150, 200]]], np.uint8)       # H&E pink stays that pink
+    >>> to_display_rgb(pink).tolist()
+    [[[230, 150, 200]]]
     >>> rgb = to_display_rgb(np.linspace(0, 4000, 20, dtype=np.uint16).reshape(4, 5))
     >>> rgb.shape, rgb.dtype, int(rgb.min()), int(rgb.max())
     ((4, 5, 3), dtype('uint8'), 0, 255)
+    >>> to_display_rgb(np.array([[[1000, 500, 2000], [0, 0, 0]]], np.uint16), method="minmax").tolist()
+    [[[128, 64, 255], [0, 0, 0]]]
     """
     a = np.asarray(image)
     a = a[..., None] if a.ndim == 2 else a
     if a.ndim != 3 or a.shape[-1] == 0:
         raise ConfigError(f"expected a 2-D image or (H, W, C) array, got shape {a.shape}")
-    n = normalize(a[..., :3], method, low, high, clip=True)
-    u8 = np.rint(n * 255).astype(np.uint8)
+    a = a[..., :3]
+    if a.dtype == np.uint8 and (method == "dtype" or method == "auto" and a.shape[-1] == 3):
+        u8 = a
+    else:
+        lo, hi = display_range(a, method, low, high)
+        scaled = (a.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+        u8 = np.rint(np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0), 0, 255)).astype(np.uint8)
     if u8.shape[-1] == 1:
         return np.repeat(u8, 3, axis=-1)
     if u8.shape[-1] == 2:
-        return u8[..., [0, 1, 0]]
-    return u8
+        return np.ascontiguousarray(u8[..., [0, 1, 0]])
+    return np.ascontiguousarray(u8)
 
 
 def image_digest(array) -> str:

@@ -156,7 +156,7 @@ def test_dockerignore_keeps_the_context_small_but_keeps_what_the_image_needs():
     ignored = {ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
                if ln.strip() and not ln.startswith("#")}
     assert {".git", ".venv", "tests"} <= ignored
-    assert not {"segapp", "app.py", "assets", "requirements.txt"} & ignored
+    assert not {"segapp", "app.py", "requirements.txt"} & ignored
 
 
 @pytest.mark.parametrize("needle", [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"  # package data: found wherever segapp is installed
 log = logging.getLogger("segapp.ui")
 
 
@@ -48,6 +48,36 @@ def make_services(settings):
     return services
 
 
+# Imported by background jobs and helper threads only when first needed (slow imports: skops pulls in torch).
+JOB_MODULES = ("segapp.modelfile", "skops.io", "segapp.autoselect", "segapp.postprocess", "sklearn.metrics",
+               "torch", "timm")
+
+
+def import_job_modules(names=JOB_MODULES) -> list[str]:
+    """Import, in the main thread before serving, what background jobs and helper threads import lazily.
+
+    Dash forks a process for each background job.  A fork while another thread is in the
+    middle of importing a module leaves that module's import lock held in the child, which
+    then hangs for ever on its first import of the module (seen: the model-saving thread
+    importing skops while choosing ``auto`` forked the extraction job).  Returns the modules
+    that could not be imported (optional ones, e.g. without timm).
+
+    Examples
+    --------
+    >>> import_job_modules(("json", "no_such_module_here"))
+    ['no_such_module_here']
+    """
+    import importlib
+
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def create_app(settings=None):
     """Build the app for ``settings`` (default: from the environment).
 
@@ -69,6 +99,7 @@ def create_app(settings=None):
     from .layout import build_layout
 
     settings = settings or get_settings()
+    import_job_modules()
     services = make_services(settings)
     if hasattr(services.store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
         services.store.purge_expired()

@@ -13,7 +13,12 @@ ANNOT_VERSION = "annot-version"       # {"n": int, "image": key}: bumped on ever
 TRAIN_REQUEST = "train-request"       # {"n": int, "reason": str}: ask for a retrain
 EXTRACT_REQUEST = "extract-request"   # {"n": int}: features are missing, run the background job
 MODEL_VERSION = "model-version"       # {"v": version, "rendered": bool}: a new model/result is stored
-OVERLAY = "overlay-data"              # {"key", "uri"}: overlay for one plane; applied in the browser
+OVERLAY = "overlay-data"              # {"key", "version", "tiles": [...], "clear"}: overlay tiles, patched in the browser
+VIEW = "canvas-view"                  # {"x0", "x1", "y0", "y1", "px"}: the visible region (set in the browser)
+TILE_QUEUE = "tile-queue"             # {"key", "version", "n"}: overlay tiles still to predict (a chain of requests)
+TILE_TIMER = "tile-timer"             # dcc.Interval ticking while TILE_QUEUE holds work
+TILE_SEEN = "tile-seen"               # {"key", "v", "tiles": ["i:s", ...]}: overlay tiles the browser shows
+TILE_STATUS = "tile-status"           # on-canvas note while the rest of the image is being predicted
 SCALE = "canvas-scale"                # screen pixels per image pixel (set in the browser)
 NOTICES = "notices"                   # toast container
 CLIENT_ALERT = "client-alert"         # toast raised in the browser (file over the size limit)
@@ -30,6 +35,7 @@ THUMBS = "thumbnails"
 PLANE_SLIDER = "plane-slider"
 PLANE_ROW = "plane-row"
 DELETE_IMAGE = "delete-image"
+DELETE_ROW = "delete-row"             # the row of the remove link (hidden while no image is shown)
 
 # -- classes panel --------------------------------------------------------------
 CLASS_LIST = "class-list"
@@ -52,13 +58,16 @@ SHOW_ANNOT = "show-annotations"
 OVERLAY_MODE = "overlay-mode"
 PROBA_CLASS = "proba-class"
 
+# -- the on-canvas progress banner: ONE for every long job (see callbacks.common.canvas_job) --------
+JOB_BANNER = "job-banner"             # shown while a background job runs (its running= toggles the style)
+JOB_LABEL = "job-label"               # what is running, e.g. "Extracting features · disk.png"
+JOB_FRACTION = "job-fraction"         # "3/8" or "42 %"
+JOB_BAR = "job-bar"                   # dbc.Progress, 0..100
+JOB_CANCEL = "job-cancel"             # cancels whichever background job runs
+
 # -- training -------------------------------------------------------------------
 LIVE = "live-update"
 TRAIN = "train"
-CANCEL = "cancel"
-PROGRESS = "progress"
-PROGRESS_ROW = "progress-row"
-PROGRESS_LABEL = "progress-label"
 TRAIN_INFO = "train-info"
 EXTRACTOR = "extractor"
 EXTRACTOR_HELP = "extractor-help"
@@ -71,9 +80,6 @@ ALL_IMAGES = "train-all-images"
 
 # -- batch ------------------------------------------------------------------------
 APPLY_ALL = "apply-all"
-APPLY_CANCEL = "apply-cancel"
-APPLY_PROGRESS = "apply-progress"
-APPLY_ROW = "apply-row"
 GALLERY = "gallery"
 
 # -- model files ------------------------------------------------------------------
@@ -89,6 +95,7 @@ SPLIT = "obj-split"
 PIXEL_SIZE = "pixel-size"
 PIXEL_UNIT = "pixel-unit"
 MEASURE = "measure"
+MEASURE_REQUEST = "measure-request"   # {"key", settings..., "t"}: measure (the background job) with these
 OBJ_TABLE = "obj-table"
 OBJ_SUMMARY = "obj-summary"
 OBJ_HIST = "obj-hist"
@@ -104,6 +111,8 @@ DL_SEG_PNG = "dl-seg-png"
 DL_SEG_TIFF = "dl-seg-tiff"
 DL_PROBA = "dl-proba"
 DL_ANNOT = "dl-annot"
+DL_ANNOT_JSON = "dl-annot-json"
+ANNOT_UPLOAD = "annot-upload"         # load annotations (JSON or a label image) onto the image on screen
 DL_MODEL = "dl-model"
 DL_ZIP = "dl-zip"
 
@@ -122,5 +131,15 @@ def class_select(class_id: int) -> dict:
 
 
 def gallery_item(item: str) -> dict:
-    """A result thumbnail in the gallery."""
+    """A result thumbnail in the gallery (``item`` = the plane's key ``<image id>_<plane>``)."""
     return {"type": "gallery-item", "item": item}
+
+
+def restore_image(item: str) -> dict:
+    """The Undo button in the toast of a removed image (``item`` = its image id)."""
+    return {"type": "restore-image", "item": item}
+
+
+def removed_toast(item: str) -> dict:
+    """The toast that says an image was removed (closed when the removal is undone)."""
+    return {"type": "removed-toast", "item": item}

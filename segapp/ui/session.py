@@ -83,12 +83,14 @@ class Session:
         return iid
 
     def images(self) -> list[dict]:
-        """Metadata of the session's images, oldest first."""
+        """Metadata of the session's images, oldest first (a removed image, still undoable, is not listed)."""
         out = [self.store.get_json(self.sid, "meta", i) for i in self.store.list(self.sid, "meta")]
-        return sorted((m for m in out if m), key=lambda m: m["added"])
+        return sorted((m for m in out if m and not m.get("removed")), key=lambda m: m["added"])
 
     def meta(self, iid: str) -> dict | None:
-        return self.store.get_json(self.sid, "meta", iid)
+        """Metadata of one image; None when it is not (or no longer) in the session."""
+        meta = self.store.get_json(self.sid, "meta", iid)
+        return None if not meta or meta.get("removed") else meta
 
     def stack(self, iid: str) -> np.ndarray:
         arr = self.store.get_array(self.sid, "image", iid)
@@ -110,8 +112,38 @@ class Session:
     def put_display(self, k: str, png: bytes) -> None:
         self.store.put(self.sid, "display", k, png)
 
-    def delete_image(self, iid: str) -> None:
+    def remove_image(self, iid: str) -> dict | None:
+        """Take an image out of the session, undoably (:meth:`restore_image`); returns its metadata.
+
+        Its pixels, strokes and results stay stored until the next removal, which deletes
+        the previously removed image for good.  Training no longer sees its strokes.
+        """
         meta = self.meta(iid)
+        if meta is None:
+            return None
+        previous = self.store.get_json(self.sid, "state", "removed")
+        if previous and previous.get("id") != iid:
+            self.delete_image(previous["id"])
+        self.store.put_json(self.sid, "meta", iid, {**meta, "removed": time.time()})
+        self.store.put_json(self.sid, "state", "removed", {"id": iid, "name": meta["name"]})
+        self._bump_annot_rev()
+        return meta
+
+    def restore_image(self, iid: str) -> dict | None:
+        """Bring back the image :meth:`remove_image` took out last (None when it is gone for good)."""
+        previous = self.store.get_json(self.sid, "state", "removed")
+        meta = self.store.get_json(self.sid, "meta", iid)
+        if not previous or previous.get("id") != iid or not meta or not meta.get("removed"):
+            return None
+        meta.pop("removed")
+        self.store.put_json(self.sid, "meta", iid, meta)
+        self.store.delete(self.sid, "state", "removed")
+        self._bump_annot_rev()
+        return meta
+
+    def delete_image(self, iid: str) -> None:
+        """Delete an image with its strokes and results for good."""
+        meta = self.store.get_json(self.sid, "meta", iid)
         for kind in ("image", "meta", "thumb"):
             self.store.delete(self.sid, kind, iid)
         for z in range(meta["shape"][0] if meta else 1):
@@ -141,6 +173,9 @@ class Session:
             self.store.put_array(self.sid, "labels", k, labels)
         else:
             self.store.delete(self.sid, "labels", k)  # recomputed on demand
+        self._bump_annot_rev()
+
+    def _bump_annot_rev(self) -> None:
         self.store.put_json(self.sid, "state", "annot-rev", self.annot_rev() + 1)
 
     def annot_rev(self) -> int:
@@ -185,8 +220,9 @@ class Session:
         self.store.put_array(self.sid, "labels", k, labels)
 
     def annotated_keys(self) -> list[str]:
-        """Keys of planes that have at least one shape."""
-        return [k for k in self.store.list(self.sid, "annot") if self.shapes(k)]
+        """Keys of planes (of images in the session) that have at least one shape."""
+        live = {m["id"] for m in self.images()}
+        return [k for k in self.store.list(self.sid, "annot") if split_key(k)[0] in live and self.shapes(k)]
 
     # -- classes, settings, current image ---------------------------------------------
     def classes(self) -> list[dict]:
@@ -214,7 +250,9 @@ class Session:
         With ``data=None`` only the record is written and the caller stores the file
         later with :meth:`put_model_file` (saving takes a while; readers wait for it).
         """
-        version = self.model_info().get("version", 0) + 1
+        # versions only grow, also across clear_model(): the model cache is keyed by (session, version)
+        version = max(self.model_info().get("version", 0), self.store.get_json(self.sid, "state", "model-seq", 0)) + 1
+        self.store.put_json(self.sid, "state", "model-seq", version)
         if data is not None:
             self.put_model_file(version, data)
         self.store.put_json(self.sid, "state", "model", {**info, "version": version})
@@ -237,6 +275,17 @@ class Session:
             if data is not None or time.time() > end:
                 return data
             time.sleep(0.05)
+
+    def clear_model(self) -> None:
+        """Forget the model and every result and measurement (the strokes and images stay)."""
+        self.store.delete(self.sid, "state", "model")
+        for item in self.store.list(self.sid, "model"):
+            self.store.delete(self.sid, "model", item)
+        for k in self.result_keys():
+            for kind in ("result", "proba", "objects"):
+                self.store.delete(self.sid, kind, k)
+            self.store.delete(self.sid, "state", f"res-{k}")
+        self.store.delete(self.sid, "state", "objects")
 
     def model_info(self) -> dict:
         return self.store.get_json(self.sid, "state", "model", {}) or {}

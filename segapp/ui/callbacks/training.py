@@ -17,12 +17,21 @@ from dash.exceptions import PreventUpdate
 from ...errors import AnnotationError, ConfigError, SegappError
 from .. import ids
 from ..layout import model_summary, train_hint
-from ..pipeline import SIGMA_LADDER, FeaturesMissing, StrictCache, refresh
+from ..pipeline import (SIGMA_LADDER, FeaturesMissing, OnlyOtherKindPainted, StrictCache, channels_of, fits,
+                        forget_unpainted_model, kind, kind_message, refresh)
 from ..session import key
-from .canvas import overlay_uri
-from .common import background_job, callback_spec, valid_session, wire
+from .batch import APPLYING
+from .canvas import tile_payload
+from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
+from .objects import MEASURING
 
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
+EXTRACTING = "Computing features"  # the banner label of the first extraction (the Cancel toast keys on it)
+CANCELLED = {  # banner label (its start) -> what the Cancel toast says
+    EXTRACTING: "Feature extraction cancelled. Your strokes are kept; press Train to start again.",
+    APPLYING: "Stopped applying the model. The images done so far keep their results.",
+    MEASURING: "Measuring cancelled. The last measurements stay in the table.",
+}
 
 
 def _current_key(cur) -> str | None:
@@ -33,23 +42,34 @@ def _version(sess) -> dict:
     return {"v": sess.model_info().get("version"), "t": time.time()}
 
 
-def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update) -> dict:
+def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update,
+                 tile_queue=no_update) -> dict:
     return {"model_version": model_version, "train_info": train_info, "extract_request": extract_request,
-            "overlay": overlay}
+            "overlay": overlay, "tile_queue": tile_queue}
+
+
+def _tell_kind(sess, before: dict, notify) -> None:
+    """A toast when the model switched to another kind of image (grey vs colour) than the one before."""
+    info = sess.model_info()
+    message = kind_message(info)
+    if message and info.get("channels") != before.get("channels"):
+        notify(message, "info", "One model per kind of image")
 
 
 @callback_spec(
     output=dict(model_version=Output(ids.MODEL_VERSION, "data"), train_info=Output(ids.TRAIN_INFO, "children"),
                 extract_request=Output(ids.EXTRACT_REQUEST, "data"),
-                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True)),
+                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True),
+                tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True)),
     inputs=dict(annot_version=Input(ids.ANNOT_VERSION, "data"), n_train=Input(ids.TRAIN, "n_clicks"),
                 request=Input(ids.TRAIN_REQUEST, "data")),
     state=dict(live=State(ids.LIVE, "value"), sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"),
                mode=State(ids.OVERLAY_MODE, "value"), proba_class=State(ids.PROBA_CLASS, "value"),
-               classes=State(ids.CLASSES, "data")),
+               classes=State(ids.CLASSES, "data"), view=State(ids.VIEW, "data")),
     prevent_initial_call=True,
 )
-def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, *, services, trigger):
+def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, view=None, *, services,
+            trigger, notify):
     """Retrain (live or on demand) and predict the current plane from cached features (the quick path).
 
     Parameters
@@ -64,6 +84,8 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
         Live update: retrain after every stroke.
     sid, cur, mode, proba_class, classes
         Session, current plane, overlay mode and probability class, classes (for the overlay).
+    view : dict or None
+        The visible region (``{"x0", "x1", "y0", "y1", "px"}``): its tiles are predicted first.
     trigger : str
         ``ids.ANNOT_VERSION``, ``ids.TRAIN`` (forces a retrain) or ``ids.TRAIN_REQUEST``.
 
@@ -72,46 +94,58 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     dict
         ``model_version`` (``{"v", "t", "rendered": True}`` after a new result), ``train_info``,
         ``extract_request`` (set when features must be computed first: the background job
-        :func:`extract_and_train` takes over) and ``overlay`` (``{"key", "uri"}`` of the new result).
+        :func:`extract_and_train` takes over), ``overlay`` (the tiles in view, see
+        :func:`~segapp.ui.callbacks.canvas.tile_payload`) and ``tile_queue`` (the rest, for
+        :func:`~segapp.ui.callbacks.canvas.fill_tiles`).
     """
     if not valid_session(sid):
         raise PreventUpdate
     force = trigger == ids.TRAIN
     k = _current_key(cur)
     sess = services.session(sid)
+    if trigger == ids.ANNOT_VERSION and forget_unpainted_model(sess):  # e.g. Clear all: no strokes, no model
+        return _retrain_out(train_hint("Nothing is painted, so there is no model. Undo (Ctrl+Z) brings the "
+                                       "strokes back."), model_version={**_version(sess), "rendered": True},
+                            overlay={"key": k, "version": 0, "tiles": [], "clear": True} if k else no_update)
     if trigger == ids.ANNOT_VERSION and not live:
         return _retrain_out(train_hint("Strokes saved. Press Train (or switch on Live update)."))
+    before = sess.model_info()
     with services.lock(sid):
         if trigger == ids.ANNOT_VERSION and annot_version and annot_version.get("rev") != sess.annot_rev():
             raise PreventUpdate  # a newer stroke is on its way: let that one train (debounce)
         try:
             out = refresh(sess, StrictCache(services.feature_cache), services.models, k,
-                          retrain=bool(live) or force, force=force, save_in_thread=True)
+                          retrain=bool(live) or force, force=force, save_in_thread=True, view=view)
         except FeaturesMissing:
             running = sess.store.get_json(sid, "state", "extracting")
             if running and time.time() - running["t"] < STALE_JOB_S and not force:
                 return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
                                                "it finishes."))
-            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time()}
-            return _retrain_out(train_hint("Computing features once for this image; later strokes reuse them."),
+            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time(), "view": view}
+            return _retrain_out(train_hint("Computing features for the painted and visible tiles, once: later "
+                                           "strokes there reuse them."),
                                 extract_request=request)
+        except OnlyOtherKindPainted as e:  # said where the user looks, not only in the sidebar
+            notify(str(e), "warning", "Paint this kind of image")
+            return _retrain_out(train_hint(str(e)))
         except AnnotationError as e:
             if force:
                 raise
             return _retrain_out(train_hint(str(e)))
+    _tell_kind(sess, before, notify)
     if not (out["trained"] or out["predicted"]):
         return _retrain_out(model_summary(sess.model_info()))
-    overlay = {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes or sess.classes())}
+    overlay, queue = tile_payload(sess, services, k, out, mode, proba_class, classes or sess.classes(), view,
+                                  reset=out["trained"])
     return _retrain_out(model_summary(sess.model_info()), model_version={**_version(sess), "rendered": True},
-                        overlay=overlay)
+                        overlay=overlay, tile_queue=queue)
 
 
 @callback_spec(
     output=dict(model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True),
                 train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
     inputs=dict(request=Input(ids.EXTRACT_REQUEST, "data")), state=dict(sid=State(ids.SESSION, "data")),
-    **background_job(progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_LABEL, "children")],
-                     row=ids.PROGRESS_ROW, cancel=ids.CANCEL, disable=(ids.TRAIN, ids.APPLY_ALL), interval=250),
+    **canvas_job(EXTRACTING, disable=(ids.TRAIN, ids.APPLY_ALL), interval=250),
 )
 def extract_and_train(set_progress, request, sid, *, services, notify):
     """First extraction for an image (background job, cancellable, with progress); then train and predict.
@@ -119,7 +153,7 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     Parameters
     ----------
     set_progress : callable
-        ``set_progress((percent, label))`` moves the progress bar.
+        Dash's progress setter (the canvas banner, through :func:`~.common.banner_progress`).
     request : dict
         ``{"force", "retrain", "key", "t"}`` from :func:`retrain`.
     sid : str
@@ -132,19 +166,18 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     if not request or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
-    set_progress((3, "Extracting features…"))
-
-    def progress(fraction, text="working"):
-        set_progress((max(3, int(100 * fraction)), f"{text} · {100 * fraction:.0f}%"))
-
+    progress = banner_progress(set_progress, EXTRACTING)
+    progress(0.0)
     sess.store.put_json(sid, "state", "extracting", {"t": time.time()})
+    before = sess.model_info()
     try:
         force = bool(request.get("force"))
         for _ in range(3):  # strokes painted while this ran are trained on right away (features now cached)
             rev = sess.annot_rev()
             try:
                 refresh(sess, services.feature_cache, services.models, request.get("key"),
-                        retrain=request.get("retrain", True), force=force, progress=progress)
+                        retrain=request.get("retrain", True), force=force, progress=progress,
+                        view=request.get("view"))
             except AnnotationError:
                 if sess.annot_rev() == rev:
                     raise
@@ -153,7 +186,7 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
                 break
             force = False
     except AnnotationError as e:  # live update before two classes are painted: a hint, not an error
-        if request.get("force"):
+        if request.get("force") or isinstance(e, OnlyOtherKindPainted):
             notify(str(e), "warning", "Cannot train yet")
         return {"model_version": no_update, "train_info": train_hint(str(e))}
     except SegappError as e:  # shown here: errors from a child process lose their type
@@ -161,24 +194,36 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
         return {"model_version": no_update, "train_info": train_hint(str(e))}
     finally:
         sess.store.delete(sid, "state", "extracting")
+    _tell_kind(sess, before, notify)  # the job's only toast (Dash keeps the last set_props of a job)
     return {"model_version": _version(sess), "train_info": model_summary(sess.model_info())}
 
 
 @callback_spec(output=dict(train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
-               inputs=dict(n_clicks=Input(ids.CANCEL, "n_clicks")), state=dict(sid=State(ids.SESSION, "data")),
+               inputs=dict(n_clicks=Input(ids.JOB_CANCEL, "n_clicks")),
+               state=dict(label=State(ids.JOB_LABEL, "children"), sid=State(ids.SESSION, "data")),
                prevent_initial_call=True)
-def cancelled(n_clicks, sid, *, services, notify):
-    """The Cancel button: forget the running extraction and say how to start again.
+def cancelled(n_clicks, label, sid, *, services, notify):
+    """The banner's Cancel button (Dash stops the job): say what stopped and how to start again.
+
+    Parameters
+    ----------
+    n_clicks : int
+    label : str or None
+        The banner's label: what was running (e.g. ``"Computing features · image 1/2"``).
+    sid : str
 
     Returns
     -------
     dict
-        ``train_info``: a hint.
+        ``train_info``: a hint after a cancelled extraction (``no_update`` for other jobs).
     """
+    label = str(label or "")
     if valid_session(sid):
         services.store.delete(sid, "state", "extracting")
-    notify("Feature extraction cancelled. Your strokes are kept; press Train to start again.", "warning",
-           "Cancelled")
+    what = next((text for start, text in CANCELLED.items() if label.startswith(start)), None)
+    notify(what or f"Cancelled{': ' + label if label else ''}. Nothing you did is lost.", "warning", "Cancelled")
+    if not label.startswith(EXTRACTING):
+        return {"train_info": no_update}
     return {"train_info": train_hint("Cancelled. Press Train to extract features again.")}
 
 
@@ -218,7 +263,12 @@ def change_settings(extractor, sigmas, trees, depth, normalization, all_images, 
     if depth is None or not 0 <= int(depth) <= 64:
         raise ConfigError("max depth must be between 0 (no limit) and 64")
     sess = services.session(sid)
-    new = {"extractor": extractor, "sigmas": [SIGMA_LADDER[int(i)] for i in sigmas], "trees": int(trees),
+    if not isinstance(sigmas, (list, tuple)) or len(sigmas) != 2 or \
+            not all(isinstance(i, (int, float)) and 0 <= i < len(SIGMA_LADDER) for i in sigmas):
+        scales = sess.settings()["sigmas"]  # no (or a malformed) slider value: keep the stored scales
+    else:
+        scales = [SIGMA_LADDER[int(i)] for i in sigmas]
+    new = {"extractor": extractor, "sigmas": scales, "trees": int(trees),
            "depth": int(depth), "normalization": normalization, "all_images": bool(all_images)}
     changed = new != {k: sess.settings().get(k) for k in new}
     if changed:
@@ -230,14 +280,15 @@ def change_settings(extractor, sigmas, trees, depth, normalization, all_images, 
 
 @callback_spec(output=dict(status=Output(ids.STATUS, "children"), model_info=Output(ids.MODEL_INFO, "children")),
                inputs=dict(model_version=Input(ids.MODEL_VERSION, "data"), sid=Input(ids.SESSION, "data"),
-                           images_version=Input(ids.IMAGES_VERSION, "data")))
-def status(model_version, sid, images_version, *, services):
+                           images_version=Input(ids.IMAGES_VERSION, "data"), cur=Input(ids.CURRENT, "data")))
+def status(model_version, sid, images_version, cur, *, services):
     """The header's status line and the model panel's one-line description.
 
     Returns
     -------
     dict
-        ``status`` (images, model version, features) and ``model_info``.
+        ``status`` (images, model version, features; which kind of image the model is for
+        when grey and colour images are painted) and ``model_info``.
     """
     if not valid_session(sid):
         raise PreventUpdate
@@ -248,8 +299,11 @@ def status(model_version, sid, images_version, *, services):
         return {"status": f"{imgs} · no model yet",
                 "model_info": "No model yet: paint two classes, or load a model file."}
     src = f"loaded from {info.get('name', 'file')}" if info.get("source") == "uploaded" else "trained here"
-    return {"status": f"{imgs} · model v{info['version']} · {info.get('extractor', '?')}",
-            "model_info": f"Model v{info['version']} ({src}), features: {info.get('extractor', '?')}."}
+    for_kind = ""
+    if info.get("other_kinds") or not fits(info, channels_of(sess, _current_key(cur))):
+        for_kind = f" · for {kind(info.get('channels'))} images"
+    return {"status": f"{imgs} · model v{info['version']} · {info.get('extractor', '?')}{for_kind}",
+            "model_info": f"Model v{info['version']} ({src}), features: {info.get('extractor', '?')}{for_kind}."}
 
 
 def register(app, services):
