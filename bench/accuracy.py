@@ -66,7 +66,15 @@ def _config(spec: dict) -> dict:
     smooth = spec.pop("smooth", 0)
     seg = Segmenter(**spec)
     if hasattr(seg, "get_config"):
-        return {**seg.get_config(), **({"smooth": smooth} if smooth else {})}
+        config = seg.get_config()
+        try:   # a parameter at what its absence means is left out, so cached results of older runs still match
+            from segapp.classifiers import WHEN_ABSENT
+
+            config["classifier_params"] = {k: v for k, v in config["classifier_params"].items()
+                                           if k not in WHEN_ABSENT or WHEN_ABSENT[k] != v}
+        except ImportError:
+            pass
+        return {**config, **({"smooth": smooth} if smooth else {})}
     return {"features": seg.features_spec, "feature_params": seg.feature_params, "n_estimators": seg.n_estimators,
             "max_depth": seg.max_depth, "max_samples": seg.max_samples, "class_weight": seg.class_weight,
             "normalization": seg.normalization}

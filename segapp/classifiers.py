@@ -40,9 +40,14 @@ def _extra_trees(p, n_samples, seed):
     return ExtraTreesClassifier(
         n_estimators=int(p.get("n_estimators", 32)), max_depth=None if not depth else int(depth),
         bootstrap=per_tree < n_samples, max_samples=per_tree if per_tree < n_samples else None,
+        max_features=p.get("max_features", "sqrt"),
         min_samples_leaf=int(p.get("min_samples_leaf", 1)), class_weight=p.get("class_weight"),
         n_jobs=-1, random_state=seed)
 
+
+#: What a parameter means when it is absent (how models saved before it existed were trained).
+#: ``prior_correction`` is applied by the Segmenter (:mod:`segapp.prior`), not by the estimator.
+WHEN_ABSENT = {"max_features": "sqrt", "prior_correction": 0.0}
 
 #: Kinds a model file can store (forests: packed as plain arrays or read by skops with trusted types).
 BUILDERS = {"random-forest": _random_forest, "extra-trees": _extra_trees}

@@ -67,6 +67,7 @@ def cmd_train(args) -> int:
     seg = Segmenter(features=args.features, feature_params=params, classifier=args.classifier,
                     n_estimators=args.trees, max_depth=args.depth, max_samples=args.max_samples,
                     class_weight="balanced" if args.balanced else None,
+                    **({} if args.prior_correction is None else {"prior_correction": args.prior_correction}),
                     normalization={"method": args.normalization} if args.normalization else None,
                     classes=list(classes.values()) or None)
     seg.fit(images, labels)
@@ -197,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-samples", type=float, default=None,
                    help=f"fraction of painted pixels per tree (default {cp.get('max_samples')})")
     t.add_argument("--balanced", action="store_true", help="weight classes to equal total weight")
+    t.add_argument("--prior-correction", type=float, default=None, metavar="ALPHA",
+                   help="correct for classes painted more (or less) than they occur, 0 = off, 1 = full "
+                        f"(default {cp.get('prior_correction', 0)})")
     t.add_argument("--normalization", default=None, choices=list(NORMALIZE_METHODS),
                    help=f"per-image normalisation (default {defaults.NORMALIZATION['method']})")
     t.set_defaults(func=cmd_train)

@@ -23,13 +23,19 @@ import copy
 
 #: Feature extractor (a registered name or an ``a+b`` combination) and its parameters.
 EXTRACTOR = "classical+effnet-lite0"
-EXTRACTOR_PARAMS: dict = {}   # for a combination: one dict per part, e.g. {"classical": {"sigmas": [...]}}
+#: For a combination: one dict per part.  Parameters given to the Segmenter are merged over these
+#: per key (:func:`extractor_params`), so the web app's scale slider keeps the six kinds of filter.
+EXTRACTOR_PARAMS: dict = {"classical": {"features": ["gaussian", "gradient", "log", "dog", "structure", "hessian"]}}
 
 #: Pixel classifier (see :mod:`segapp.classifiers`) and its parameters per kind.
 CLASSIFIER = "random-forest"
+#: ``max_features``: features a split looks at (a fraction; scikit-learn's "sqrt" when absent).
+#: ``prior_correction``: exponent of the label-shift correction (:mod:`segapp.prior`), 0 = off.
 CLASSIFIER_PARAMS = {
-    "random-forest": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
-    "extra-trees": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None},
+    "random-forest": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None,
+                      "max_features": 0.3, "prior_correction": 0.5},
+    "extra-trees": {"n_estimators": 32, "max_depth": 10, "max_samples": 0.05, "class_weight": None,
+                    "prior_correction": 0.5},
 }
 
 #: Per-image normalisation applied before feature extraction (see :func:`segapp.io.normalize`).
@@ -50,6 +56,26 @@ OBJECTS = {"split_touching": True, "min_distance": 0.75, "depth": 0.15, "min_are
 def classifier_params(kind: str | None = None) -> dict:
     """A fresh copy of the default parameters of classifier ``kind`` (the default classifier if None)."""
     return copy.deepcopy(CLASSIFIER_PARAMS.get(kind or CLASSIFIER, {}))
+
+
+def extractor_params(given: dict | None = None) -> dict:
+    """The default extractor's parameters with ``given`` merged over them (per part for a combination).
+
+    Examples
+    --------
+    >>> p = extractor_params({"classical": {"sigmas": [1.0, 2.0]}})
+    >>> p["classical"]["sigmas"], len(p["classical"]["features"])
+    ([1.0, 2.0], 6)
+    >>> extractor_params({"sigmas": [1.0]})["sigmas"]      # a flat key still goes to its one part
+    [1.0]
+    """
+    merged = copy.deepcopy(EXTRACTOR_PARAMS)
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def classical_sigma_range() -> list[float]:

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from . import __version__
+from .classifiers import WHEN_ABSENT
 from .errors import ModelFileError, SegappError
 
 FORMAT = "segapp-model"
@@ -266,6 +267,7 @@ def load_segmenter(source, cls=None):
     if params.get("kind", kind) != kind:
         raise ModelFileError("the model file is inconsistent: its classifier kind does not match the classifier")
     saved = params.get("params") if isinstance(params.get("params"), dict) else {}
+    saved = {**WHEN_ABSENT, **saved}   # older files: retrain as they were trained (e.g. no prior correction)
     seg = cls(features=extractor.config(), normalization=norm, classes=classes, classifier=kind,
               classifier_params={**saved, "n_estimators": params.get("n_estimators", 32),
                                  "max_depth": params.get("max_depth") or 0,

@@ -26,7 +26,7 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-from . import classifiers, defaults, io
+from . import classifiers, defaults, io, prior
 from .errors import AnnotationError, ConfigError
 from .features import FeatureCache, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
@@ -78,6 +78,16 @@ class Segmenter:
         ``"balanced"`` reweights classes to equal total weight. Off by default:
         on the benchmarks it over-predicted thin minority classes (DRIVE vessels,
         -0.04 mIoU in transfer); turn it on when one class was painted far more.
+    prior_correction : float in [0, 1], optional
+        Label-shift correction (:mod:`segapp.prior`): after a first fit, a fixed
+        random sample of at most ``prior.SAMPLE_ROWS`` unpainted pixels of the painted
+        images is predicted, and the classifier is refit with each class weighted by
+        ``(predicted share / painted share) ** prior_correction``, so classes painted
+        more than they occur are not over-predicted.  0 (or None) = off.  Default
+        from :mod:`segapp.defaults`; the value lives in ``classifier_params`` (and so
+        in the model file).  It multiplies ``class_weight="balanced"`` when both are on.
+        Its features come through the same tile cache as prediction's, so an image's
+        features are computed once either way.
     normalization : dict, optional
         ``{"method": "percentile"|"minmax"|"dtype"|"none", "low": .., "high": ..}``
         applied to each image before feature extraction.
@@ -91,10 +101,11 @@ class Segmenter:
     def __init__(self, features=None, feature_params=None, classifier: str | None = None,
                  classifier_params: dict | None = None, normalization=None, classes=None,
                  cache: FeatureCache | None = None, random_state: int = 0, *, n_estimators: int | None = None,
-                 max_depth: int | None = None, max_samples: float | None = None, class_weight=_UNSET):
+                 max_depth: int | None = None, max_samples: float | None = None, class_weight=_UNSET,
+                 prior_correction=_UNSET):
         features = defaults.EXTRACTOR if features is None else features
-        if features == defaults.EXTRACTOR and feature_params is None:
-            feature_params = defaults.EXTRACTOR_PARAMS
+        if features == defaults.EXTRACTOR:
+            feature_params = defaults.extractor_params(feature_params)
         self.features_spec = features
         self.feature_params = dict(feature_params or {})
         self.classifier = classifier or defaults.CLASSIFIER
@@ -106,6 +117,10 @@ class Segmenter:
                 params[name] = value
         if class_weight is not _UNSET:
             params["class_weight"] = class_weight
+        if prior_correction is not _UNSET:
+            params["prior_correction"] = prior_correction
+        if "prior_correction" in params:
+            params["prior_correction"] = prior.check_alpha(params["prior_correction"])
         if "max_samples" in params and not 0 < float(params["max_samples"]) <= 1:
             raise ConfigError(f"max_samples must be a fraction in (0, 1], got {params['max_samples']}")
         if params.get("class_weight") not in (None, "balanced"):
@@ -130,6 +145,7 @@ class Segmenter:
     max_depth = property(lambda self: self.classifier_params.get("max_depth"))
     max_samples = property(lambda self: self.classifier_params.get("max_samples"))
     class_weight = property(lambda self: self.classifier_params.get("class_weight"))
+    prior_correction = property(lambda self: self.classifier_params.get("prior_correction") or 0.0)
 
     def get_config(self) -> dict:
         """Everything that determines what :meth:`fit` learns, as plain JSON (see :meth:`from_config`)."""
@@ -257,15 +273,35 @@ class Segmenter:
         X, y, _ = self._training_set(images, labels, self.extractor)
         idx = self._subsample(y)
         clf = self._new_classifier(idx.size).fit(X[idx], y[idx])
+        correction = self._prior_correction(clf, images, labels, y[idx]) if self.prior_correction else None
+        if correction is not None:
+            clf = prior.fit_weighted(self._new_classifier(idx.size), X[idx], y[idx], correction["weights"])
         self.classifier_ = clf
         self.predictor_ = make_predictor(clf)
         self.n_channels_ = channels.pop()
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
                               "fit_seconds": round(time.perf_counter() - t0, 3)}
+        if correction is not None:
+            self.training_info["prior_correction"] = {
+                "alpha": self.prior_correction, "n_sampled": correction["n_sampled"],
+                "weights": {str(c): round(w, 4) for c, w in correction["weights"].items()}}
         if progress:
             progress(1.0)
         return self
+
+    def _prior_correction(self, clf, images, labels, y) -> dict | None:
+        """Class weights from ``clf``'s predictions on a fixed sample of unpainted pixels
+        (features through the tile cache, as prediction reads them); None if none is unpainted."""
+        picks = prior.sample_unpainted([np.asarray(lab) for lab in labels], prior.SAMPLE_ROWS, self.random_state)
+        rows = [self.feature_tiles(img, self.extractor).at(rr, cc)
+                for img, (rr, cc) in zip(images, picks) if rr.size]
+        if not rows:
+            return None
+        X = np.concatenate(rows)
+        proba = np.concatenate([clf.predict_proba(X[s:s + 65_536]) for s in range(0, X.shape[0], 65_536)])
+        return {"weights": prior.correction_weights(proba, y, clf.classes_, self.prior_correction),
+                "n_sampled": int(X.shape[0])}
 
     # -- prediction ----------------------------------------------------------
     @property

@@ -1,0 +1,161 @@
+"""Prior (label-shift) correction: direction, off == plain fit, composition, model file round trip."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from segapp import classifiers, defaults, prior
+from segapp.errors import AnnotationError, ConfigError
+from segapp.features import FeatureCache
+from segapp.segmenter import Segmenter
+
+FEATURES = dict(features="classical", feature_params={"sigmas": [1.0, 3.0]})
+
+
+@pytest.fixture(scope="module")
+def rare_class():
+    """Three small noisy discs (3 % of the image) painted as much as a patch of background."""
+    rng = np.random.default_rng(0)
+    truth = np.zeros((160, 160), np.uint8)
+    yy, xx = np.ogrid[:160, :160]
+    for cy, cx in [(35, 35), (120, 50), (80, 125)]:
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 < 11 ** 2] = 1
+    img = (rng.normal(0, 1, truth.shape) + 1.2 * truth).astype(np.float32)
+    lab = np.zeros_like(truth)
+    lab[5:20, 70:110] = 1
+    lab[(truth == 1) & (rng.random(truth.shape) < 0.5)] = 2
+    return img, lab, truth
+
+
+def fitted(img, lab, **kw):
+    return Segmenter(**FEATURES, cache=FeatureCache(), **kw).fit(img, lab)
+
+
+def test_correction_lowers_the_over_painted_class_and_its_area(rare_class):
+    img, lab, truth = rare_class
+    painted_share = (lab == 2).sum() / (lab > 0).sum()
+    assert painted_share > 5 * truth.mean()                  # the rare class is over-painted
+    off = fitted(img, lab, prior_correction=0)
+    half, full = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=1.0)
+    w_half = half.training_info["prior_correction"]["weights"]
+    w_full = full.training_info["prior_correction"]["weights"]
+    assert w_half["2"] < 1 < w_half["1"]
+    assert w_full["2"] < w_half["2"] and w_full["1"] > w_half["1"]   # alpha scales the correction
+    assert "prior_correction" not in off.training_info
+    areas = [(s.predict(img) == 2).mean() for s in (off, half, full)]
+    assert areas[0] > areas[1] > areas[2]
+    assert abs(areas[2] - truth.mean()) < abs(areas[0] - truth.mean())
+
+
+def test_off_is_the_plain_fit_bit_for_bit(rare_class):
+    img, lab, _ = rare_class
+    seg = fitted(img, lab, prior_correction=0)
+    X, y, _ = seg._training_set([img], [lab], seg.extractor)
+    plain = classifiers.build(seg.classifier, seg.classifier_params, y.size, seg.random_state).fit(X, y)
+    rows = seg.feature_tiles(img).full().reshape(-1, X.shape[1])
+    np.testing.assert_array_equal(seg.classifier_.predict_proba(rows), plain.predict_proba(rows))
+    for alpha in (None, 0.0):
+        again = fitted(img, lab, prior_correction=alpha)
+        np.testing.assert_array_equal(again.predict_proba(img), seg.predict_proba(img))
+
+
+def test_correction_is_deterministic_and_composes_with_balanced(rare_class):
+    img, lab, _ = rare_class
+    a, b = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=0.5)
+    np.testing.assert_array_equal(a.predict_proba(img), b.predict_proba(img))
+    bal = fitted(img, lab, prior_correction=0.5, class_weight="balanced")
+    w = bal.training_info["prior_correction"]["weights"]
+    assert w["2"] < 1 < w["1"]
+    assert bal.class_weight == "balanced"
+    assert not np.array_equal(bal.predict_proba(img), a.predict_proba(img))
+
+
+@pytest.mark.parametrize("kind", sorted(classifiers.BUILDERS))
+def test_every_classifier_kind_is_corrected(rare_class, kind):
+    img, lab, _ = rare_class
+    seg = Segmenter(**FEATURES, classifier=kind, prior_correction=0.5, n_estimators=8, cache=FeatureCache())
+    seg.fit(img, lab)
+    assert seg.training_info["prior_correction"]["weights"]["2"] < 1
+
+
+def test_nothing_unpainted_or_one_class():
+    rng = np.random.default_rng(2)
+    img = rng.random((24, 24)).astype(np.float32)
+    lab = np.ones((24, 24), np.uint8)
+    lab[:, 12:] = 2                                          # every pixel painted: nothing to estimate
+    seg = fitted(img, lab, prior_correction=0.5)
+    assert "prior_correction" not in seg.training_info
+    assert seg.predict(img).shape == img.shape
+    with pytest.raises(AnnotationError, match="two classes"):
+        fitted(img, np.ones((24, 24), np.uint8), prior_correction=0.5)
+    w = prior.correction_weights(np.ones((5, 1)), np.ones(4), np.array([1]), 0.5)
+    assert w == {1: 1.0}                                     # a single class: no-op
+
+
+def test_unpainted_sample_is_bounded_and_shared_among_painted_images():
+    a = np.zeros((300, 300), np.uint8)
+    a[:30] = 1
+    b = np.zeros((100, 100), np.uint8)
+    b[0, 0] = 2
+    empty = np.zeros((50, 50), np.uint8)
+    picks = prior.sample_unpainted([a, b, empty], n_rows=1000, seed=3)
+    sizes = [rr.size for rr, _ in picks]
+    assert sizes[2] == 0 and 990 <= sum(sizes) <= 1010 and sizes[0] > 5 * sizes[1]
+    for lab, (rr, cc) in zip([a, b], picks):
+        assert (lab[rr, cc] == 0).all() and np.unique(rr * 1000 + cc).size == rr.size
+    again = prior.sample_unpainted([a, b, empty], n_rows=1000, seed=3)
+    assert all(np.array_equal(p[0], q[0]) for p, q in zip(picks, again))
+    dense = np.ones((20, 20), np.uint8)
+    dense[3, 4] = 0                                          # almost all painted: takes what is left
+    (rr, cc), = prior.sample_unpainted([dense], n_rows=1000)
+    assert list(zip(rr, cc)) == [(3, 4)]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", [0.5]])
+def test_bad_strength_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="prior_correction"):
+        Segmenter(**FEATURES, prior_correction=bad)
+
+
+def test_defaults_and_config_round_trip():
+    seg = Segmenter()
+    assert seg.prior_correction == defaults.classifier_params()["prior_correction"] > 0
+    again = Segmenter.from_config(Segmenter(**FEATURES, prior_correction=0.25).get_config())
+    assert again.prior_correction == 0.25
+    kinds = seg.extractor.parts[0].params["features"]
+    assert kinds == defaults.EXTRACTOR_PARAMS["classical"]["features"]
+    slider = Segmenter(features=defaults.EXTRACTOR, feature_params={"classical": {"sigmas": [1.0, 2.0]}})
+    assert slider.extractor.parts[0].params["features"] == kinds      # scales merge over the default kinds
+    assert slider.extractor.parts[0].params["sigmas"] == [1.0, 2.0]
+
+
+def test_model_file_round_trip_keeps_the_strength(rare_class):
+    img, lab, _ = rare_class
+    seg = fitted(img, lab, prior_correction=0.3)
+    again = Segmenter.load(seg.save())
+    assert again.prior_correction == 0.3
+    np.testing.assert_array_equal(again.predict(img), seg.predict(img))
+    retrained = Segmenter.from_config(again.get_config(), cache=FeatureCache()).fit(img, lab)
+    np.testing.assert_array_equal(retrained.predict_proba(img), seg.predict_proba(img))
+
+
+def test_old_manifest_without_the_field_loads_as_off(rare_class):
+    img, lab, _ = rare_class
+    old_style = fitted(img, lab, prior_correction=0, classifier_params={"max_features": "sqrt"})
+    src, out = zipfile.ZipFile(io.BytesIO(old_style.save())), io.BytesIO()
+    manifest = json.loads(src.read("manifest.json"))
+    for key in ("prior_correction", "max_features"):      # what files written before these existed hold
+        del manifest["classifier"]["params"][key]
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("manifest.json", json.dumps(manifest))
+        for name in src.namelist():
+            if name != "manifest.json":
+                z.writestr(name, src.read(name))
+    again = Segmenter.load(out.getvalue())
+    assert again.prior_correction == 0 and again.classifier_params["max_features"] == "sqrt"
+    np.testing.assert_array_equal(again.predict(img), old_style.predict(img))
+    retrained = Segmenter.from_config(again.get_config(), cache=FeatureCache()).fit(img, lab)
+    np.testing.assert_array_equal(retrained.predict_proba(img), old_style.predict_proba(img))
