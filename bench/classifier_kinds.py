@@ -57,11 +57,11 @@ class _Relabelled:
     def __init__(self, est):
         self.est = est
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y):
         import numpy as np
 
         self.classes_, yi = np.unique(y, return_inverse=True)
-        self.est.fit(X, yi, sample_weight=sample_weight)
+        self.est.fit(X, yi)
         return self
 
     def predict_proba(self, X):

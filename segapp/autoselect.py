@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
+from . import defaults
 from .errors import SegappError
 from .features import get_extractor
 from .features.base import registered, traits
@@ -103,7 +104,7 @@ def choose_extractor(seg, images, labels, names=None, tolerance: float = 0.03,
     subset = None
     for name in names:
         try:
-            ex = get_extractor(name)
+            ex = get_extractor(name, **(defaults.extractor_params() if name == defaults.EXTRACTOR else {}))
             ok, why = all_available(ex)
             if not ok:
                 skipped[name] = why

@@ -49,6 +49,7 @@ import numpy as np
 
 from . import __version__
 from .classifiers import WHEN_ABSENT
+from .prior import check_scale
 from .errors import ModelFileError, SegappError
 
 FORMAT = "segapp-model"
@@ -109,7 +110,8 @@ def dump_segmenter(seg) -> bytes:
                        "kind": seg.classifier,
                        "n_estimators": seg.n_estimators, "max_depth": seg.max_depth,
                        "max_samples": seg.max_samples, "class_weight": seg.class_weight,
-                       "params": seg.classifier_params, "random_state": seg.random_state},
+                       "params": seg.classifier_params, "random_state": seg.random_state,
+                       "prior_scale": None if seg.prior_scale_ is None else [float(v) for v in seg.prior_scale_]},
         "auto_report": seg.auto_report,
         "training": seg.training_info,
         "sha256": {member: hashlib.sha256(blob).hexdigest()},
@@ -274,6 +276,11 @@ def load_segmenter(source, cls=None):
                                  "max_samples": params.get("max_samples", 0.05),
                                  "class_weight": params.get("class_weight")},
               random_state=params.get("random_state", 0))
+    try:
+        scale = params.get("prior_scale")
+        seg.prior_scale_ = None if scale is None else check_scale(scale, len(classes))
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"the model file's prior correction is malformed ({e})") from None
     if member == "classifier.npz":
         seg.predictor_ = clf
     else:

@@ -3,17 +3,21 @@
 A user paints a thin vessel or a few small nuclei about as much as the large
 background, so the painted pixels over-represent rare classes and a classifier
 trained on them over-predicts those classes everywhere else.  The correction
-fits once, predicts a fixed random sample of the *unpainted* pixels of the
-painted images, takes the fraction of that sample each class wins as an
-estimate of the class's true share, and refits with each class's pixels
-weighted by ``(estimated share / painted share) ** alpha``.  ``alpha = 1`` is
-the full correction of a plain label shift; ``alpha = 0.5`` (the default, see
-:mod:`segapp.defaults`) goes half way in log space, which was the plateau on
-the benchmark suite (``bench/explore.py``, ``bench/accuracy.py``): the first fit
-is itself biased, so trusting its estimate fully overshoots.
+predicts a fixed random sample of the *unpainted* pixels of the painted images,
+takes the fraction of that sample each class wins as an estimate of the class's
+true share, and from then on multiplies each class's probability by
+``(estimated share / training share) ** alpha`` (rows renormalised to sum to 1).
+``alpha = 1`` is the full Bayes correction of a plain label shift (Saerens et al.
+2002, with a one-step estimate); ``alpha = 0.5`` (the default, see
+:mod:`segapp.defaults`) goes half way in log space: the estimate comes from the
+biased classifier itself, so trusting it fully overshoots.  On the benchmark
+suite (``bench/explore.py``) alpha 0.3-1.0 all helped, 0.5-0.7 most; rescaling
+the probabilities scored higher than refitting with class weights and costs no
+second fit.
 
-The weights multiply whatever ``class_weight`` the classifier already applies
-(``"balanced"`` then acts on top of them, inside the classifier).
+The *training share* is the share the classifier was trained with: the painted
+share, or equal shares when it weights classes ``"balanced"`` (so the two compose:
+balanced training, then the correction towards the estimated shares).
 
 Examples
 --------
@@ -21,16 +25,15 @@ Examples
 >>> y = np.array([1] * 50 + [2] * 50)                 # painted half and half
 >>> proba = np.tile([[0.9, 0.1]], (90, 1))            # ... but class 1 wins 90 % of the rest
 >>> proba = np.r_[proba, np.tile([[0.2, 0.8]], (10, 1))]
->>> w = correction_weights(proba, y, np.array([1, 2]), alpha=1.0)
->>> {int(c): round(v, 2) for c, v in w.items()}
-{1: 1.8, 2: 0.2}
->>> correction_weights(proba, y, np.array([1, 2]), alpha=0.0)
-{1: 1.0, 2: 1.0}
+>>> correction_scale(proba, y, np.array([1, 2]), alpha=1.0).round(2).tolist()
+[1.8, 0.2]
+>>> rescale(np.array([[0.5, 0.5]]), np.array([1.8, 0.2])).round(2).tolist()
+[[0.9, 0.1]]
+>>> correction_scale(proba, y, np.array([1, 2]), alpha=0.0).tolist()
+[1.0, 1.0]
 """
 
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 
@@ -55,8 +58,9 @@ def check_alpha(alpha) -> float:
     return value
 
 
-def correction_weights(proba: np.ndarray, y: np.ndarray, classes: np.ndarray, alpha: float) -> dict:
-    """Per-class weights ``{class id: (estimated share / painted share) ** alpha}``.
+def correction_scale(proba: np.ndarray, y: np.ndarray, classes: np.ndarray, alpha: float,
+                     class_weight=None) -> np.ndarray:
+    """Per-class factors ``(estimated share / training share) ** alpha``, in the order of ``classes``.
 
     Parameters
     ----------
@@ -67,15 +71,36 @@ def correction_weights(proba: np.ndarray, y: np.ndarray, classes: np.ndarray, al
     classes : ndarray (K,)
         The classifier's ``classes_``.
     alpha : float
-        Strength in [0, 1]; 0 gives weight 1 for every class.
+        Strength in [0, 1]; 0 gives 1 for every class.
+    class_weight : None or "balanced"
+        The classifier's; ``"balanced"`` trains as if every class had an equal share.
     """
     classes = np.asarray(classes)
     if proba.shape[0] == 0 or classes.size < 2 or alpha == 0:
-        return {int(c): 1.0 for c in classes}
-    painted = np.array([(y == c).mean() for c in classes])
+        return np.ones(classes.size)
+    if class_weight == "balanced":
+        trained = np.full(classes.size, 1.0 / classes.size)
+    else:
+        trained = np.array([(y == c).mean() for c in classes])
     estimated = np.bincount(np.argmax(proba, axis=1), minlength=classes.size) / proba.shape[0]
-    ratio = np.maximum(estimated, MIN_SHARE) / np.maximum(painted, MIN_SHARE)
-    return {int(c): float(w) for c, w in zip(classes, ratio ** alpha)}
+    return (np.maximum(estimated, MIN_SHARE) / np.maximum(trained, MIN_SHARE)) ** alpha
+
+
+def rescale(proba: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """``proba * scale`` with rows renormalised to sum to 1 (in place for float arrays; None = as is)."""
+    if scale is None:
+        return proba
+    proba *= scale.astype(proba.dtype)
+    proba /= np.maximum(proba.sum(axis=-1, keepdims=True), np.finfo(proba.dtype).tiny)
+    return proba
+
+
+def check_scale(scale, n_classes: int) -> np.ndarray:
+    """A saved scale as a float64 array of ``n_classes`` finite positive numbers, else ValueError."""
+    arr = np.asarray(scale, dtype=np.float64)
+    if arr.shape != (n_classes,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ValueError(f"prior scale must be {n_classes} finite positive numbers")
+    return arr
 
 
 def sample_unpainted(labels: list[np.ndarray], n_rows: int = SAMPLE_ROWS,
@@ -112,14 +137,3 @@ def sample_unpainted(labels: list[np.ndarray], n_rows: int = SAMPLE_ROWS,
         pick = np.sort(pick)
         out.append(np.unravel_index(pick, lab.shape))
     return out
-
-
-def fit_weighted(clf, X: np.ndarray, y: np.ndarray, weights: dict):
-    """``clf.fit`` with each row weighted by its class's weight (``sample_weight``).
-
-    Raises ConfigError for a classifier whose ``fit`` takes no ``sample_weight``.
-    """
-    if "sample_weight" not in inspect.signature(clf.fit).parameters:
-        raise ConfigError(f"{type(clf).__name__} takes no sample weights; set prior_correction=0 for it")
-    lut = np.array([weights[int(c)] for c in np.unique(y)])
-    return clf.fit(X, y, sample_weight=lut[np.searchsorted(np.unique(y), y)])

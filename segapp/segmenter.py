@@ -79,15 +79,16 @@ class Segmenter:
         on the benchmarks it over-predicted thin minority classes (DRIVE vessels,
         -0.04 mIoU in transfer); turn it on when one class was painted far more.
     prior_correction : float in [0, 1], optional
-        Label-shift correction (:mod:`segapp.prior`): after a first fit, a fixed
-        random sample of at most ``prior.SAMPLE_ROWS`` unpainted pixels of the painted
-        images is predicted, and the classifier is refit with each class weighted by
-        ``(predicted share / painted share) ** prior_correction``, so classes painted
-        more than they occur are not over-predicted.  0 (or None) = off.  Default
-        from :mod:`segapp.defaults`; the value lives in ``classifier_params`` (and so
-        in the model file).  It multiplies ``class_weight="balanced"`` when both are on.
-        Its features come through the same tile cache as prediction's, so an image's
-        features are computed once either way.
+        Label-shift correction (:mod:`segapp.prior`): after the fit, a fixed random
+        sample of at most ``prior.SAMPLE_ROWS`` unpainted pixels of the painted images
+        is predicted, and from then on each class's probability is multiplied by
+        ``(predicted share / training share) ** prior_correction`` (then renormalised),
+        so classes painted more than they occur are not over-predicted.  0 (or None)
+        = off.  Default from :mod:`segapp.defaults`; the strength lives in
+        ``classifier_params`` and the factors (``prior_scale_``) in the model file.
+        With ``class_weight="balanced"`` the training share is equal for every class.
+        The sample's features come through the tile cache that prediction reads, so
+        no feature is computed twice.
     normalization : dict, optional
         ``{"method": "percentile"|"minmax"|"dtype"|"none", "low": .., "high": ..}``
         applied to each image before feature extraction.
@@ -134,6 +135,7 @@ class Segmenter:
         self.random_state = random_state
         self.classifier_ = None  # the fitted scikit-learn estimator (None for a model loaded from a file)
         self.predictor_ = None  # what predicts: a packed Forest, or the classifier itself
+        self.prior_scale_: np.ndarray | None = None  # per-class factors of the prior correction (None = off)
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
@@ -273,11 +275,11 @@ class Segmenter:
         X, y, _ = self._training_set(images, labels, self.extractor)
         idx = self._subsample(y)
         clf = self._new_classifier(idx.size).fit(X[idx], y[idx])
-        correction = self._prior_correction(clf, images, labels, y[idx]) if self.prior_correction else None
-        if correction is not None:
-            clf = prior.fit_weighted(self._new_classifier(idx.size), X[idx], y[idx], correction["weights"])
         self.classifier_ = clf
         self.predictor_ = make_predictor(clf)
+        self.prior_scale_ = None   # the sample is predicted uncorrected
+        correction = self._prior_correction(clf, images, labels, y[idx]) if self.prior_correction else None
+        self.prior_scale_ = None if correction is None else correction["scale"]
         self.n_channels_ = channels.pop()
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
@@ -285,13 +287,13 @@ class Segmenter:
         if correction is not None:
             self.training_info["prior_correction"] = {
                 "alpha": self.prior_correction, "n_sampled": correction["n_sampled"],
-                "weights": {str(c): round(w, 4) for c, w in correction["weights"].items()}}
+                "scale": {str(c): round(float(w), 4) for c, w in zip(clf.classes_, correction["scale"])}}
         if progress:
             progress(1.0)
         return self
 
     def _prior_correction(self, clf, images, labels, y) -> dict | None:
-        """Class weights from ``clf``'s predictions on a fixed sample of unpainted pixels
+        """Class factors from ``clf``'s predictions on a fixed sample of unpainted pixels
         (features through the tile cache, as prediction reads them); None if none is unpainted."""
         picks = prior.sample_unpainted([np.asarray(lab) for lab in labels], prior.SAMPLE_ROWS, self.random_state)
         rows = [self.feature_tiles(img, self.extractor).at(rr, cc)
@@ -299,9 +301,9 @@ class Segmenter:
         if not rows:
             return None
         X = np.concatenate(rows)
-        proba = np.concatenate([clf.predict_proba(X[s:s + 65_536]) for s in range(0, X.shape[0], 65_536)])
-        return {"weights": prior.correction_weights(proba, y, clf.classes_, self.prior_correction),
-                "n_sampled": int(X.shape[0])}
+        proba = self._proba_rows(X)
+        scale = prior.correction_scale(proba, y, clf.classes_, self.prior_correction, self.class_weight)
+        return {"scale": scale, "n_sampled": int(X.shape[0])}
 
     # -- prediction ----------------------------------------------------------
     @property
@@ -329,7 +331,7 @@ class Segmenter:
         step = 262_144
         for s in range(0, X.shape[0], step):
             out[s:s + step] = self.predictor_.predict_proba(X[s:s + step])
-        return out
+        return prior.rescale(out, self.prior_scale_)
 
     def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None,
                       tiles=None) -> np.ndarray:

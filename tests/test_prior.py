@@ -40,11 +40,13 @@ def test_correction_lowers_the_over_painted_class_and_its_area(rare_class):
     assert painted_share > 5 * truth.mean()                  # the rare class is over-painted
     off = fitted(img, lab, prior_correction=0)
     half, full = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=1.0)
-    w_half = half.training_info["prior_correction"]["weights"]
-    w_full = full.training_info["prior_correction"]["weights"]
+    w_half = half.training_info["prior_correction"]["scale"]
+    w_full = full.training_info["prior_correction"]["scale"]
     assert w_half["2"] < 1 < w_half["1"]
     assert w_full["2"] < w_half["2"] and w_full["1"] > w_half["1"]   # alpha scales the correction
-    assert "prior_correction" not in off.training_info
+    assert "prior_correction" not in off.training_info and off.prior_scale_ is None
+    np.testing.assert_array_equal(half.classifier_.predict_proba(np.ones((3, off.training_info["n_features"]))),   # the same forest:
+                                  off.classifier_.predict_proba(np.ones((3, off.training_info["n_features"]))))   # only probabilities move
     areas = [(s.predict(img) == 2).mean() for s in (off, half, full)]
     assert areas[0] > areas[1] > areas[2]
     assert abs(areas[2] - truth.mean()) < abs(areas[0] - truth.mean())
@@ -67,10 +69,17 @@ def test_correction_is_deterministic_and_composes_with_balanced(rare_class):
     a, b = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=0.5)
     np.testing.assert_array_equal(a.predict_proba(img), b.predict_proba(img))
     bal = fitted(img, lab, prior_correction=0.5, class_weight="balanced")
-    w = bal.training_info["prior_correction"]["weights"]
+    w = bal.training_info["prior_correction"]["scale"]
     assert w["2"] < 1 < w["1"]
     assert bal.class_weight == "balanced"
-    assert not np.array_equal(bal.predict_proba(img), a.predict_proba(img))
+    bal_off = fitted(img, lab, prior_correction=0, class_weight="balanced")
+    assert (bal.predict(img) == 2).mean() < (bal_off.predict(img) == 2).mean()
+    # balanced training acts as equal shares: the factors are relative to 1/K, not to the painted shares
+    y = np.array([1] * 80 + [2] * 20)
+    even = np.r_[np.tile([[0.9, 0.1]], (50, 1)), np.tile([[0.1, 0.9]], (50, 1))]
+    classes = np.array([1, 2])
+    assert prior.correction_scale(even, y, classes, 1.0).tolist() == pytest.approx([0.625, 2.5])
+    assert prior.correction_scale(even, y, classes, 1.0, "balanced").tolist() == pytest.approx([1.0, 1.0])
 
 
 @pytest.mark.parametrize("kind", sorted(classifiers.BUILDERS))
@@ -78,7 +87,9 @@ def test_every_classifier_kind_is_corrected(rare_class, kind):
     img, lab, _ = rare_class
     seg = Segmenter(**FEATURES, classifier=kind, prior_correction=0.5, n_estimators=8, cache=FeatureCache())
     seg.fit(img, lab)
-    assert seg.training_info["prior_correction"]["weights"]["2"] < 1
+    assert seg.training_info["prior_correction"]["scale"]["2"] < 1
+    proba = seg.predict_proba(img)
+    np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-5)
 
 
 def test_nothing_unpainted_or_one_class():
@@ -91,8 +102,8 @@ def test_nothing_unpainted_or_one_class():
     assert seg.predict(img).shape == img.shape
     with pytest.raises(AnnotationError, match="two classes"):
         fitted(img, np.ones((24, 24), np.uint8), prior_correction=0.5)
-    w = prior.correction_weights(np.ones((5, 1)), np.ones(4), np.array([1]), 0.5)
-    assert w == {1: 1.0}                                     # a single class: no-op
+    w = prior.correction_scale(np.ones((5, 1)), np.ones(4), np.array([1]), 0.5)
+    assert w.tolist() == [1.0]                               # a single class: no-op
 
 
 def test_unpainted_sample_is_bounded_and_shared_among_painted_images():
@@ -132,11 +143,13 @@ def test_defaults_and_config_round_trip():
     assert slider.extractor.parts[0].params["sigmas"] == [1.0, 2.0]
 
 
-def test_model_file_round_trip_keeps_the_strength(rare_class):
+def test_model_file_round_trip_keeps_the_strength_and_factors(rare_class):
     img, lab, _ = rare_class
     seg = fitted(img, lab, prior_correction=0.3)
     again = Segmenter.load(seg.save())
     assert again.prior_correction == 0.3
+    np.testing.assert_array_equal(again.prior_scale_, seg.prior_scale_)
+    np.testing.assert_allclose(again.predict_proba(img), seg.predict_proba(img), atol=1e-6)
     np.testing.assert_array_equal(again.predict(img), seg.predict(img))
     retrained = Segmenter.from_config(again.get_config(), cache=FeatureCache()).fit(img, lab)
     np.testing.assert_array_equal(retrained.predict_proba(img), seg.predict_proba(img))
@@ -145,17 +158,38 @@ def test_model_file_round_trip_keeps_the_strength(rare_class):
 def test_old_manifest_without_the_field_loads_as_off(rare_class):
     img, lab, _ = rare_class
     old_style = fitted(img, lab, prior_correction=0, classifier_params={"max_features": "sqrt"})
-    src, out = zipfile.ZipFile(io.BytesIO(old_style.save())), io.BytesIO()
+
+    def strip(manifest):                                   # what files written before these existed hold
+        for key in ("prior_correction", "max_features"):
+            del manifest["classifier"]["params"][key]
+        del manifest["classifier"]["prior_scale"]
+
+    data = edit_manifest(old_style.save(), strip)
+    again = Segmenter.load(data)
+    assert again.prior_correction == 0 and again.classifier_params["max_features"] == "sqrt"
+    np.testing.assert_array_equal(again.predict(img), old_style.predict(img))
+    retrained = Segmenter.from_config(again.get_config(), cache=FeatureCache()).fit(img, lab)
+    np.testing.assert_array_equal(retrained.predict_proba(img), old_style.predict_proba(img))
+
+
+def edit_manifest(data: bytes, edit) -> bytes:
+    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
     manifest = json.loads(src.read("manifest.json"))
-    for key in ("prior_correction", "max_features"):      # what files written before these existed hold
-        del manifest["classifier"]["params"][key]
+    edit(manifest)
     with zipfile.ZipFile(out, "w") as z:
         z.writestr("manifest.json", json.dumps(manifest))
         for name in src.namelist():
             if name != "manifest.json":
                 z.writestr(name, src.read(name))
-    again = Segmenter.load(out.getvalue())
-    assert again.prior_correction == 0 and again.classifier_params["max_features"] == "sqrt"
-    np.testing.assert_array_equal(again.predict(img), old_style.predict(img))
-    retrained = Segmenter.from_config(again.get_config(), cache=FeatureCache()).fit(img, lab)
-    np.testing.assert_array_equal(retrained.predict_proba(img), old_style.predict_proba(img))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("bad", [[1.0], [1.0, -2.0], [1.0, float("nan")], "x", {"a": 1}])
+def test_malformed_saved_factors_are_refused(rare_class, bad):
+    from segapp.errors import ModelFileError
+
+    img, lab, _ = rare_class
+    data = edit_manifest(fitted(img, lab, prior_correction=0.5).save(),
+                         lambda m: m["classifier"].__setitem__("prior_scale", bad))
+    with pytest.raises(ModelFileError, match="prior correction"):
+        Segmenter.load(data)
