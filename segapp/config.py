@@ -21,8 +21,9 @@ variable                        default                       meaning
 ``SEGAPP_SECRET_KEY``           random per process            Flask secret (set it when running >1 web
                                                               process)
 ``SEGAPP_RESULT_EXPIRES``       ``86400``                     seconds job results and progress are kept
-``SEGAPP_VISIBILITY_TIMEOUT``   time limit + 600              seconds before a job held by a vanished
-                                                              worker is handed to another worker
+``SEGAPP_VISIBILITY_TIMEOUT``   ``60``                        lease of a job on its worker, renewed by
+                                                              the worker's heartbeat: a vanished worker's
+                                                              jobs go to another worker after this long
 ``SEGAPP_WORKER_CONCURRENCY``   CPUs (1 on a GPU queue)       worker processes per worker
 ``SEGAPP_WORKER_THREADS``       CPUs / concurrency            threads each worker process may use
 ``SEGAPP_MAX_REDELIVERIES``     ``3``                         worker losses after which a job gives up
@@ -37,8 +38,8 @@ Examples
 (9000, True)
 >>> cfg.masked()["redis_url"]
 'redis://:***@r:6379/0'
->>> cfg.effective_visibility_timeout
-2400
+>>> cfg.effective_visibility_timeout, cfg.heartbeat_interval
+(60, 10.0)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ ENV_VARS = {
     "worker_concurrency": "SEGAPP_WORKER_CONCURRENCY", "worker_threads": "SEGAPP_WORKER_THREADS",
     "max_redeliveries": "SEGAPP_MAX_REDELIVERIES", "app_module": "SEGAPP_APP_MODULE",
 }
+DEFAULT_LEASE_S = 60  # default SEGAPP_VISIBILITY_TIMEOUT: a lost worker's job restarts within about a minute
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -151,8 +153,24 @@ class Settings:
 
     @property
     def effective_visibility_timeout(self) -> int:
-        """Seconds an unacknowledged job waits before redelivery (must exceed the longest job)."""
-        return self.visibility_timeout or self.task_time_limit + 600
+        """Seconds a job held by a worker that stopped renewing its lease waits before redelivery.
+
+        Not a limit on how long a job may run: every worker renews the leases of the
+        jobs it holds every :attr:`heartbeat_interval` seconds (see
+        :mod:`segapp.jobs.heartbeat`), so only a vanished worker's jobs expire.
+        """
+        return self.visibility_timeout or DEFAULT_LEASE_S
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two lease renewals / worker announcements (a sixth of the lease).
+
+        Examples
+        --------
+        >>> Settings().heartbeat_interval, Settings(visibility_timeout=3).heartbeat_interval
+        (10.0, 0.5)
+        """
+        return max(0.5, self.effective_visibility_timeout / 6)
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":

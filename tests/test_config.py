@@ -15,7 +15,7 @@ def test_defaults_are_embedded_and_match_the_dataclass():
     assert not s.distributed and s.redis_url is None
     assert (s.host, s.port, s.queues, s.max_pixels, s.max_upload_mb) == ("127.0.0.1", 8050, ("default",), 10**8, 200)
     assert s.session_ttl == 7 * 24 * 3600 and s.task_time_limit == 1800 and s.result_expires == 86400
-    assert s.soft_time_limit < s.task_time_limit < s.effective_visibility_timeout
+    assert s.soft_time_limit < s.task_time_limit and s.heartbeat_interval < s.effective_visibility_timeout == 60
     assert s.worker_concurrency is None and s.worker_threads is None and s.app_module == "app"
 
 

@@ -29,7 +29,12 @@ def test_celery_config_is_reliable_by_default():
     assert c["broker_url"] == c["result_backend"] == "redis://r:6379/0"
     assert c["task_acks_late"] and c["task_reject_on_worker_lost"] and c["worker_prefetch_multiplier"] == 1
     assert (c["task_time_limit"], c["task_soft_time_limit"], c["result_expires"]) == (600, 570, 3600)
-    assert c["broker_transport_options"]["visibility_timeout"] > c["task_time_limit"]  # no duplicate runs
+    transport = c["broker_transport_options"]
+    # the visibility timeout is a lease renewed by live workers: short (a lost worker's job restarts within
+    # about a minute) and independent of the time limit; renewals come several times per lease
+    assert transport["visibility_timeout"] == 60 < c["task_time_limit"] and s.heartbeat_interval <= 60 / 5
+    assert transport["unacked_restore_interval"] <= 5 and transport["unacked_restore_throttle"] == 1
+    assert c["worker_cancel_long_running_tasks_on_connection_loss"]  # a partitioned worker does not run on
     assert c["task_default_queue"] == "default" and c["accept_content"] == ["json"]
     assert "segapp.jobs.tasks" in c["imports"]
     quick = celery_config(Settings(redis_url="redis://r/0", visibility_timeout=5))["broker_transport_options"]

@@ -254,12 +254,40 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
             if progress:
                 progress((len(written) + sum(partial.values())) / max(1, len(paths)))
     finally:
-        if pending:
-            app.control.revoke(list(pending), terminate=False)
-        store.drop_session(sid)
+        abandon_batch(app, settings, sid, list(pending))
     if progress:
         progress(1.0)
     return [f for i in range(len(paths)) for f in written[i]]
+
+
+def abandon_batch(app, settings: Settings, sid: str, task_ids: list[str], *, wait: float = 3.0) -> None:
+    """Delete a batch session and stop its outstanding jobs (revoked; running ones terminated).
+
+    Runs at the end of every batch and on Ctrl-C or an error, within a few
+    seconds: it uses fresh connections (an interrupted one may be mid-command),
+    and after revoking it waits up to ``wait`` seconds for running jobs to stop
+    before deleting the session again, so that a job that was just writing its
+    result leaves nothing behind.
+    """
+    fresh = store_for(settings)
+    if task_ids:
+        try:
+            with app.connection_for_write() as conn:
+                app.control.revoke(task_ids, terminate=True, signal="SIGTERM", connection=conn)
+        except Exception as e:  # the broker is gone: the jobs fail on the deleted session instead
+            _warn(f"could not revoke {len(task_ids)} job(s) ({e}); they stop when they find the batch deleted")
+    fresh.drop_session(sid)
+    if not task_ids:
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if not any(st["state"] == "running" for st in job_statuses(task_ids, app).values()):
+                break
+        except Exception:
+            break
+        time.sleep(0.1)
+    fresh.drop_session(sid)
 
 
 def current_job() -> dict | None:

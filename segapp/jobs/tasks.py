@@ -157,6 +157,8 @@ def predict(self, session: str, model: str, image: str, *, source: str = "upload
     p = seg.predict_proba(img, progress=lambda f: self.progress(0.95 * f, "predicting"))
     labels = seg.predict(img, proba=p)
     out = out or image
+    if not store.list(session, "model"):  # the batch was abandoned (Ctrl-C) while this ran: write nothing
+        raise SegappError(f"{name or image}: the batch was cancelled")
     store.put_array(session, "batch-labels", out, labels)
     if proba:
         store.put_array(session, "batch-proba", out, p.astype(np.float32, copy=False))
