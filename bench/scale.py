@@ -120,12 +120,14 @@ def stop_workers(procs) -> None:
     import signal
 
     for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
     for p in procs:
         try:
             p.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def run_local(model: Path, images: list[Path], out: Path, start=None) -> float:

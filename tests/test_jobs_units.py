@@ -43,24 +43,34 @@ def test_celery_config_is_reliable_by_default():
 
 def test_one_shared_app_with_the_tasks_registered():
     import segapp.jobs.tasks  # noqa: F401
+    import segapp.ui.remote  # noqa: F401
 
     assert make_celery(Settings(redis_url="redis://127.0.0.1:1/0")) is app
-    assert {"segapp.predict", "segapp.extract_features", "segapp.train", "segapp.probe"} <= set(app.tasks)
+    assert {"segapp.predict", "segapp.probe", "segapp.session_refresh"} <= set(app.tasks)
     assert app.tasks["segapp.predict"].acks_late
+    assert not app.tasks["segapp.session_refresh"].acks_late  # its caller waits for it and handles a loss
 
 
-def test_routing_follows_the_gpu_workers():
+def test_routing_follows_the_gpu_workers_and_the_sessions_features(tmp_path):
+    from segapp.store import LocalStore, new_session_id
+
+    store, sid = LocalStore(tmp_path), new_session_id()
     try:
         routing.set_active_queues({"cpu@a": {"default"}})
         assert routing.queue_for("features") == "default"
-        route = app.amqp.router.route({}, "segapp.extract_features", (), {})
-        assert route["queue"].name == "default"
+        assert routing.session_queue(store, sid) == "default"  # nobody holds its features yet
+        routing.remember_features(store, sid, "cpu@a")
+        assert routing.session_queue(store, sid) == "segapp.node.cpu@a"  # stays where its features are
         routing.set_active_queues({"cpu@a": {"default"}, "gpu@b": {"gpu", "default"}})
         assert routing.queue_for("features") == "gpu" and routing.queue_for("predict", deep=False) == "default"
-        assert app.amqp.router.route({}, "segapp.extract_features", (), {})["queue"].name == "gpu"
-        assert app.amqp.router.route({"queue": "default"}, "segapp.extract_features", (), {})["queue"].name == \
-            "default"  # explicit choice wins
         assert routing.workers_for("gpu") == ["gpu@b"]
+        # a GPU worker appeared: extraction moves there; work on what cpu@a holds stays on cpu@a
+        assert routing.session_queue(store, sid) == "gpu"
+        assert routing.session_queue(store, sid, kind="predict", deep=False) == "segapp.node.cpu@a"
+        routing.remember_features(store, sid, "gpu@b")
+        assert routing.session_queue(store, sid) == "segapp.node.gpu@b"
+        routing.set_active_queues({"cpu@a": {"default"}})  # the GPU worker is gone
+        assert routing.session_queue(store, sid) == "default" and routing.direct_queue_of("gpu@b") is None
     finally:
         routing.clear_cache()
 

@@ -51,7 +51,8 @@ log = logging.getLogger("segapp.jobs")
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
-TASK_MODULES = ("segapp.jobs.tasks",)
+# segapp.ui.remote: the web app's session work that runs where a session's features are (UI-free, no Dash)
+TASK_MODULES = ("segapp.jobs.tasks", "segapp.ui.remote")
 
 
 class JobTimeLimitExceeded(SoftTimeLimitExceeded, SegappError):
@@ -103,7 +104,6 @@ def celery_config(settings: Settings) -> dict:
         accept_content=["json"],
         task_default_queue=DEFAULT_QUEUE,
         task_create_missing_queues=True,
-        task_routes=(route_task,),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -118,18 +118,6 @@ def celery_config(settings: Settings) -> dict:
         worker_hijack_root_logger=False,
         imports=TASK_MODULES,
     )
-
-
-def route_task(name, args, kwargs, options, task=None, **kw):
-    """Celery router: feature extraction goes to the ``gpu`` queue when a worker consumes it.
-
-    An explicit ``queue=`` given to ``apply_async`` always wins.
-    """
-    if name == "segapp.extract_features":
-        from .routing import queue_for
-
-        return {"queue": queue_for("features")}
-    return None
 
 
 class SegappTask(Task):

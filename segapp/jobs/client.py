@@ -133,6 +133,37 @@ def status_from_meta(task_id: str, meta: dict) -> dict:
     return out
 
 
+def wait_for(task_id: str, app, *, timeout: float, what: str = "the job") -> dict:
+    """The result of job ``task_id``, polled from the result backend (thread-safe, no pub/sub).
+
+    Polls every 5 ms at first, backing off to 50 ms, so a short job answers
+    within a few milliseconds of finishing.  The result is removed from the
+    backend once read.
+
+    Raises
+    ------
+    SegappError
+        The job failed or was revoked (one line), or gave no answer within
+        ``timeout`` seconds (it is then revoked).
+    """
+    deadline, interval = time.monotonic() + timeout, 0.005
+    backend = app.backend
+    while True:
+        meta = backend.get_task_meta(task_id)
+        status = meta.get("status")
+        if status == "SUCCESS":
+            backend.forget(task_id)
+            return meta.get("result") or {}
+        if status in ("FAILURE", "REVOKED"):
+            backend.forget(task_id)
+            raise SegappError(error_message(meta) if status == "FAILURE" else f"{what}: the job was cancelled")
+        if time.monotonic() > deadline:
+            app.control.revoke(task_id)
+            raise SegappError(f"{what} did not answer within {timeout:g} s; try again")
+        time.sleep(interval)
+        interval = min(0.05, interval * 1.5)
+
+
 def _warn(text: str) -> None:
     print(f"segapp: {text}", file=sys.stderr)
 
@@ -304,75 +335,3 @@ def current_job() -> dict | None:
         return None
     attempt = int(getattr(task.request, "segapp_attempt", None) or 1)
     return {"attempt": attempt, "retried": attempt > 1, "worker": task.request.hostname, "id": task.request.id}
-
-
-def extract_features_remote(session: str, planes: Sequence, segmenter_kwargs: dict, *,
-                            settings: Settings | None = None, progress: Callable | None = None,
-                            poll: float = 0.25, timeout: float | None = None) -> bool:
-    """Extract features of stored image planes on the GPU workers, when there are any.
-
-    The features land in the shared feature cache (``SEGAPP_CACHE_DIR/features``), where a
-    following ``Segmenter.fit``/``predict`` with the same extractor finds them.
-
-    Parameters
-    ----------
-    session : str
-    planes : sequence of (image item, plane)
-        Images stored as ``image/<item>`` arrays (the web session layout).
-    segmenter_kwargs : dict
-        ``features``, ``feature_params`` and ``normalization`` as given to the Segmenter.
-    settings : Settings, optional
-    progress : callable, optional
-        ``progress(fraction, text)``.
-    poll : float
-    timeout : float, optional
-        Seconds to wait (default twice the task time limit).
-
-    Returns
-    -------
-    bool
-        False (nothing submitted) when no GPU worker is running, or when this code itself
-        runs on a GPU worker (waiting there for the GPU queue could deadlock): compute
-        locally then.  True when the features were extracted.
-
-    Raises
-    ------
-    SegappError
-        A job failed (one-line reason) or took longer than ``timeout``.
-    """
-    from .celery_app import GPU_QUEUE, make_celery
-    from .routing import workers_for
-
-    settings = settings or get_settings()
-    if not settings.distributed:
-        return False
-    app = make_celery(settings)
-    gpu_workers = workers_for(GPU_QUEUE, app=app)
-    here = current_job()
-    if not gpu_workers or (here and here["worker"] in gpu_workers):
-        return False
-    kwargs = {k: segmenter_kwargs.get(k) for k in ("features", "feature_params", "normalization")}
-    ids = [app.send_task("segapp.extract_features", args=(session, item), queue=GPU_QUEUE,
-                         kwargs={**kwargs, "source": "image", "plane": int(z)}).id for item, z in planes]
-    deadline = time.monotonic() + (timeout or 2 * settings.task_time_limit)
-    try:
-        while True:
-            states = job_statuses(ids, app)
-            for st in states.values():
-                if st["state"] in ("failed", "revoked"):
-                    raise SegappError(st["error"] or "feature extraction was cancelled on the GPU worker")
-            if all(st["state"] == "done" for st in states.values()):
-                break
-            if progress:
-                done = sum(st["fraction"] for st in states.values()) / len(ids)
-                retried = any(st["retried"] for st in states.values())
-                progress(done, "features on GPU" + (" (restarted after a worker was lost)" if retried else ""))
-            if time.monotonic() > deadline:
-                raise SegappError("feature extraction on the GPU workers did not finish in time")
-            time.sleep(poll)
-    except BaseException:
-        app.control.revoke(ids)
-        raise
-    for tid in ids:
-        app.backend.forget(tid)
-    return True

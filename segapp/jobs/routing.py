@@ -46,10 +46,8 @@ def workers(app=None, *, ttl: float = CACHE_SECONDS, refresh: bool = False) -> d
     with _lock:
         if not refresh and time.monotonic() - _cache["at"] < ttl:
             return _cache["workers"]
-    if app is None:
-        from .celery_app import make_celery
-
-        app = make_celery()
+    if app is None:  # the process's app as configured (make_celery() would reconfigure it from the environment)
+        from .celery_app import app
     try:
         found = live_workers(app.backend.client)
     except Exception:  # Redis hiccup or no Redis backend: route conservatively, ask again next time

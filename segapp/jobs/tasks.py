@@ -1,4 +1,7 @@
-"""Celery tasks: feature extraction, training and prediction on images kept in the session store.
+"""Celery tasks: batch prediction on images kept in the store, and a diagnostic probe.
+
+(The web app's own jobs — first extraction, retrain + predict where a session's
+features are — are its background callbacks and :mod:`segapp.ui.remote`.)
 
 Arguments and results are small JSON documents (session id, item ids, options).
 Images, label images, models and results travel through the session store
@@ -166,77 +169,6 @@ def predict(self, session: str, model: str, image: str, *, source: str = "upload
                      classes=[int(c) for c in seg.classes_])
 
 
-@app.task(bind=True, name="segapp.extract_features", **RETRY)
-def extract_features(self, session: str, image: str, *, features="classical", feature_params=None,
-                     normalization=None, source: str = "image", plane: int = 0, name: str | None = None) -> dict:
-    """Compute the features of a stored image plane into the shared feature cache.
-
-    Routed to the ``gpu`` queue when a GPU worker is running (see :mod:`segapp.jobs.routing`).
-    Later training or prediction with the same extractor and normalisation, in
-    any process sharing ``SEGAPP_CACHE_DIR``, finds them there.
-
-    Returns
-    -------
-    dict
-        ``shape`` of the feature stack, ``extractor`` key, ``device`` and job facts.
-    """
-    from ..segmenter import Segmenter
-
-    t0 = time.perf_counter()
-    img = load_image(worker_store(), session, image, source=source, plane=plane, name=name)
-    seg = Segmenter(features=features, feature_params=feature_params, normalization=normalization,
-                    cache=feature_cache())
-    self.progress(0.0, "extracting features", force=True)
-    feats = seg.features(img, progress=lambda f: self.progress(f, "extracting features"))
-    self.progress(1.0, "done", force=True)
-    return _job_info(self, t0, shape=list(feats.shape), extractor=seg.extractor.key(), device=_device(seg))
-
-
-@app.task(bind=True, name="segapp.train", **RETRY)
-def train(self, session: str, planes: list, *, segmenter: dict, out_model: str = "current",
-          source: str = "image") -> dict:
-    """Fit a Segmenter on stored images and label images; store the model as ``model/<out_model>``.
-
-    Parameters
-    ----------
-    session : str
-    planes : list of dict
-        ``{"image": item, "plane": z, "labels": labels item}`` per painted plane.
-    segmenter : dict
-        Keyword arguments of :class:`segapp.segmenter.Segmenter` (JSON-able).
-    out_model : str
-    source : {"image", "upload"}
-
-    Returns
-    -------
-    dict
-        ``model``, ``classes``, ``extractor``, the training info and job facts.
-    """
-    from ..segmenter import Segmenter
-
-    t0 = time.perf_counter()
-    store = worker_store()
-    images, labels = [], []
-    for p in planes:
-        images.append(load_image(store, session, p["image"], source=source, plane=int(p.get("plane", 0))))
-        lab = store.get_array(session, "labels", p["labels"])
-        if lab is None:
-            raise SegappError(f"label image {p['labels']!r} is not in the session")
-        labels.append(lab)
-    seg = Segmenter(**segmenter, cache=feature_cache())
-    if seg.extractor is not None:  # the slow part: report it per image
-        for i, img in enumerate(images):
-            seg.features(img, progress=lambda f, i=i: self.progress(
-                (i + f) / (len(images) + 1), f"features {i + 1}/{len(images)}"))
-    self.progress(len(images) / (len(images) + 1), "fitting", force=True)
-    seg.fit(images, labels)
-    data = seg.save()
-    store.put(session, "model", out_model, data)
-    self.progress(1.0, "done", force=True)
-    return _job_info(self, t0, model=out_model, classes=seg.classes, extractor=seg.extractor.name,
-                     bytes=len(data), **seg.training_info)
-
-
 @app.task(bind=True, name="segapp.probe")
 def probe(self, seconds: float = 0.0, steps: int = 10) -> dict:
     """Diagnostic job: sleep ``seconds`` in ``steps`` with progress; reports where it ran.
@@ -249,13 +181,3 @@ def probe(self, seconds: float = 0.0, steps: int = 10) -> dict:
         time.sleep(float(seconds) / steps)
         self.progress((i + 1) / steps, f"step {i + 1}/{steps}", force=True)
     return _job_info(self, t0)
-
-
-def _device(seg) -> str:
-    from .routing import is_deep
-
-    if not is_deep(seg.extractor.name):
-        return "cpu"
-    from ..features.deep import resolve_device
-
-    return resolve_device("auto")
