@@ -12,7 +12,7 @@ from skimage import data
 from segapp import io
 from segapp.errors import SegappError
 from segapp.segmenter import Segmenter
-from segapp.store import new_item_id, new_session_id, store_for
+from segapp.store import new_session_id
 
 # Dash keeps a process-wide list of background callbacks; every app the tests build adds its own copies,
 # which Celery reports as duplicate task names when a CeleryManager registers them. Harmless here.
