@@ -232,7 +232,9 @@ def register_web_callbacks(module: str | None = None) -> int:
     from dash.background_callback.managers import BaseBackgroundCallbackManager as Base
 
     if Base.functions and not any(isinstance(m, CeleryManager) and m.handle is app for m in Base.managers):
-        CeleryManager(app)
+        from .manager import routed_celery_manager
+
+        routed_celery_manager(app, getattr(app, "segapp_settings", None) or get_settings())
     n = sum(1 for name in app.tasks if name.startswith("background_callback_"))
     log.info("registered %d background callback(s) from %s", n, module)
     return n

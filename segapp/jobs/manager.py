@@ -1,12 +1,55 @@
-"""Factory for Dash's background-callback manager."""
+"""Factory for Dash's background-callback manager, and a Celery manager that routes each job.
+
+Dash's ``CeleryManager`` sends every background callback to the default
+queue.  :class:`RoutedCeleryManager` lets a callback say where its job should
+run: a callback function with a ``job_queue`` attribute (``job_queue(settings,
+args) -> queue name or None``, ``args`` = the callback's named inputs) has its
+jobs sent to that queue — the web app uses it to send a session's feature
+extraction to the worker that holds the session's features, else to a GPU
+worker, else to any CPU worker (:func:`segapp.ui.remote.job_queue`).
+"""
 
 from __future__ import annotations
 
+import logging
+
 from ..config import Settings, get_settings
+
+log = logging.getLogger("segapp.jobs")
+
+
+def routed_celery_manager(celery_app, settings: Settings, expire=None):
+    """A :class:`RoutedCeleryManager` (built here so that importing this module does not import Dash)."""
+    from dash import CeleryManager
+
+    class RoutedCeleryManager(CeleryManager):
+        """``CeleryManager`` that sends a job to the queue its callback function names (``fn.job_queue``)."""
+
+        def __init__(self, celery_app, settings, expire=None):
+            self.settings, self._routes = settings, {}  # before super(): it registers the known callbacks
+            super().__init__(celery_app, expire=expire)
+
+        def make_job_fn(self, fn, progress, key=None):
+            job_fn = super().make_job_fn(fn, progress, key)
+            self._routes[job_fn.name] = getattr(fn, "job_queue", None)
+            return job_fn
+
+        def call_job_fn(self, key, job_fn, args, context):
+            route, queue = self._routes.get(job_fn.name), None
+            if route is not None:
+                try:
+                    queue = route(self.settings, args)
+                except Exception:  # routing must never cost the job: default queue
+                    log.warning("routing %s failed; sending it to the default queue", job_fn.name, exc_info=True)
+            if not queue:
+                return super().call_job_fn(key, job_fn, args, context)
+            return job_fn.apply_async(args=(key, self._make_progress_key(key), args, context), queue=queue).task_id
+
+    return RoutedCeleryManager(celery_app, settings, expire=expire)
 
 
 def make_background_manager(settings: Settings | None = None, *, check: bool = True):
-    """``DiskcacheManager`` (embedded) or ``CeleryManager`` (``REDIS_URL`` set).
+    """``DiskcacheManager`` (embedded) or a routed ``CeleryManager`` (``REDIS_URL`` set).
 
     Parameters
     ----------
@@ -36,14 +79,12 @@ def make_background_manager(settings: Settings | None = None, *, check: bool = T
     """
     settings = settings or get_settings()
     if settings.distributed:
-        from dash import CeleryManager
-
         from ..store import check_redis
         from .celery_app import make_celery
 
         if check:
             check_redis(settings.redis_url)
-        return CeleryManager(make_celery(settings), expire=settings.result_expires)
+        return routed_celery_manager(make_celery(settings), settings, expire=settings.result_expires)
     import diskcache
     from dash import DiskcacheManager
 

@@ -25,7 +25,6 @@ import hashlib
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +38,7 @@ RETRY = dict(autoretry_for=(StoreUnavailableError,), retry_backoff=2, retry_back
 MODEL_CACHE_SIZE = 4
 
 _lock = threading.Lock()
-_state: dict = {"store": None, "features": None, "models": LRUCache(MODEL_CACHE_SIZE)}
+_state: dict = {"store": None, "models": LRUCache(MODEL_CACHE_SIZE)}
 
 
 def _settings():
@@ -54,21 +53,6 @@ def worker_store():
         if _state["store"] is None:
             _state["store"] = store_for(_settings())
         return _state["store"]
-
-
-def feature_cache():
-    """On-disk feature cache under ``SEGAPP_CACHE_DIR/features`` shared with the web server.
-
-    Features extracted by a (GPU) worker are found there by later training and
-    prediction, in any process that mounts the same directory.
-    """
-    with _lock:
-        if _state["features"] is None:
-            directory = Path(_settings().cache_dir) / "features"
-            from ..features.cache import DiskFeatureCache
-
-            _state["features"] = DiskFeatureCache(directory)
-        return _state["features"]
 
 
 def load_model(store, session: str, model: str, digest: str | None = None):
@@ -122,7 +106,7 @@ def _job_info(task, t0: float, **extra) -> dict:
 @app.task(bind=True, name="segapp.predict", **RETRY)
 def predict(self, session: str, model: str, image: str, *, source: str = "upload", plane: int = 0,
             name: str | None = None, proba: bool = False, out: str | None = None,
-            cache_features: bool = False, model_digest: str | None = None) -> dict:
+            model_digest: str | None = None) -> dict:
     """Predict one stored image with a stored model; results go to ``batch-labels/<out>`` (+ ``batch-proba``).
 
     Parameters
@@ -139,8 +123,6 @@ def predict(self, session: str, model: str, image: str, *, source: str = "upload
         Also store the probabilities (float32).
     out : str, optional
         Output item (default: ``image``).
-    cache_features : bool
-        Keep the features in the shared feature cache (web sessions); batches skip it.
     model_digest : str, optional
         SHA-256 of the model file: lets a worker reuse the model it already loaded
         without fetching it (only pass it for immutable model items).
@@ -156,7 +138,7 @@ def predict(self, session: str, model: str, image: str, *, source: str = "upload
     store = worker_store()
     seg = load_model(store, session, model, model_digest)
     img = load_image(store, session, image, source=source, plane=plane, name=name)
-    seg.cache = feature_cache() if cache_features else FeatureCache(max_bytes=0)
+    seg.cache = FeatureCache()  # this job's own, as in a local predict: the same computation, then dropped
     p = seg.predict_proba(img, progress=lambda f: self.progress(0.95 * f, "predicting"))
     labels = seg.predict(img, proba=p)
     out = out or image

@@ -11,8 +11,9 @@ retrains and predicts from its cache and stores the result in the session
 store, and the web process renders the overlay from it.  Only the result
 travels (labels and float16 probabilities), and nothing needs a shared disk.
 
-UI-free (no Dash): the callbacks call :func:`quick_refresh` and
-:func:`job_queue`; the task :func:`session_refresh` runs on the workers (it is
+UI-free (no Dash): the callbacks call :func:`quick_refresh`, route their
+background jobs with :func:`features_job_queue` and record where features
+were computed with :func:`here_holds_features`; the task :func:`session_refresh` runs on the workers (it is
 in :data:`segapp.jobs.celery_app.TASK_MODULES`).
 """
 
@@ -87,6 +88,17 @@ def job_queue(services, sid) -> str | None:
         return session_queue(services.store, sid, kind="features", app=make_celery(services.settings))
     except (KeyError, SegappError):  # malformed id (refused by the job itself) or Redis hiccup
         return None
+
+
+def features_job_queue(settings, args) -> str | None:
+    """``job_queue`` of a background callback (``fn.job_queue``, read by the routed Celery manager).
+
+    ``args``: the callback's named inputs; its ``sid`` names the session.
+    """
+    from . import make_services
+
+    sid = args.get("sid") if isinstance(args, dict) else None
+    return job_queue(make_services(settings), sid)
 
 
 def here_holds_features(services, sid: str) -> None:

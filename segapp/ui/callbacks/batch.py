@@ -12,6 +12,7 @@ from ...errors import SegappError
 from .. import ids
 from ..layout import gallery_items
 from ..pipeline import load_model, predict
+from ..remote import features_job_queue, here_holds_features
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
 from .common import background_job, callback_spec, valid_session, wire
@@ -103,8 +104,12 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
     except SegappError as e:
         notify(str(e), "danger", "Could not apply the model")
         raise PreventUpdate
+    here_holds_features(services, sess.sid)  # distributed: this worker now has the features of every image
     notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
     return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}
+
+
+apply_all.job_queue = features_job_queue  # distributed: where the session's features are, or a GPU
 
 
 def register(app, services):

@@ -1,10 +1,14 @@
 """Training: live retrain after each stroke, the Train button, background feature extraction, settings.
 
-Quick path (features cached): a plain callback fits and predicts in the web
-process and returns the new overlay PNG, which the browser patches into the figure.
+Quick path (features cached): a plain callback fits and predicts where the
+features are — in the web process (embedded mode) or on the worker that holds
+them (distributed mode, :mod:`segapp.ui.remote`) — and returns the new overlay
+PNG, which the browser patches into the figure.
 Slow path (first extraction for an image/extractor): the quick path meets
 :class:`~segapp.ui.pipeline.FeaturesMissing` and hands over to a background
-callback with a progress bar and a Cancel button.
+callback with a progress bar and a Cancel button (on a GPU worker when one runs).
+Training of one session is serialised across processes and hosts by the
+session lock; a stroke that finds it taken is trained on by the holder.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from dash.exceptions import PreventUpdate
 from ...errors import AnnotationError, ConfigError, SegappError
 from .. import ids
 from ..layout import model_summary, train_hint
-from ..pipeline import SIGMA_LADDER, FeaturesMissing, StrictCache, refresh
+from ..pipeline import SIGMA_LADDER, FeaturesMissing, refresh
+from ..remote import features_job_queue, here_holds_features, quick_refresh
 from ..session import key
 from .canvas import overlay_uri
 from .common import background_job, callback_spec, valid_session, wire
 
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
+QUICK_LOCK_WAIT_S = 2.0  # a stroke waits this long for the session's training lock, then leaves it to the holder
+JOB_LOCK_WAIT_S = 300.0  # a background job waits this long for it
+CATCH_UP = 3  # trainings one holder of the lock runs at most to take in strokes that arrived meanwhile
 
 
 def _current_key(cur) -> str | None:
@@ -81,24 +89,35 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     sess = services.session(sid)
     if trigger == ids.ANNOT_VERSION and not live:
         return _retrain_out(train_hint("Strokes saved. Press Train (or switch on Live update)."))
-    with services.lock(sid):
+    lock = services.lock(sid)
+    if not lock.acquire(timeout=QUICK_LOCK_WAIT_S):  # another stroke, a job or a web process is training it
+        return _retrain_out(train_hint("Training on your earlier strokes; the newest ones follow."))
+    try:
         if trigger == ids.ANNOT_VERSION and annot_version and annot_version.get("rev") != sess.annot_rev():
             raise PreventUpdate  # a newer stroke is on its way: let that one train (debounce)
-        try:
-            out = refresh(sess, StrictCache(services.feature_cache), services.models, k,
-                          retrain=bool(live) or force, force=force, save_in_thread=True)
-        except FeaturesMissing:
-            running = sess.store.get_json(sid, "state", "extracting")
-            if running and time.time() - running["t"] < STALE_JOB_S and not force:
-                return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
-                                               "it finishes."))
-            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time()}
-            return _retrain_out(train_hint("Computing features once for this image; later strokes reuse them."),
-                                extract_request=request)
-        except AnnotationError as e:
-            if force:
-                raise
-            return _retrain_out(train_hint(str(e)))
+        out = {"trained": False, "predicted": False}
+        for _ in range(CATCH_UP):  # strokes whose own requests found the lock taken are trained on here
+            rev = sess.annot_rev()
+            try:
+                step = quick_refresh(services, sess, k, retrain=bool(live) or force, force=force)
+            except FeaturesMissing:
+                running = sess.store.get_json(sid, "state", "extracting")
+                if running and time.time() - running["t"] < STALE_JOB_S and not force:
+                    return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
+                                                   "it finishes."))
+                request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time()}
+                return _retrain_out(train_hint("Computing features once for this image; later strokes reuse "
+                                               "them."), extract_request=request)
+            except AnnotationError as e:
+                if force:
+                    raise
+                return _retrain_out(train_hint(str(e)))
+            out = {name: out[name] or step[name] for name in ("trained", "predicted")}
+            force = False
+            if not live or sess.annot_rev() == rev:
+                break
+    finally:
+        lock.release()
     if not (out["trained"] or out["predicted"]):
         return _retrain_out(model_summary(sess.model_info()))
     overlay = {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes or sess.classes())}
@@ -140,18 +159,21 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     sess.store.put_json(sid, "state", "extracting", {"t": time.time()})
     try:
         force = bool(request.get("force"))
-        for _ in range(3):  # strokes painted while this ran are trained on right away (features now cached)
-            rev = sess.annot_rev()
-            try:
-                refresh(sess, services.feature_cache, services.models, request.get("key"),
-                        retrain=request.get("retrain", True), force=force, progress=progress)
-            except AnnotationError:
+        with services.lock(sid, wait=JOB_LOCK_WAIT_S):
+            for _ in range(CATCH_UP):  # strokes painted while this ran are trained on right away (features cached)
+                rev = sess.annot_rev()
+                try:
+                    refresh(sess, services.feature_cache, services.models, request.get("key"),
+                            retrain=request.get("retrain", True), force=force, progress=progress)
+                except AnnotationError:
+                    if sess.annot_rev() == rev:
+                        raise
+                    continue
+                finally:
+                    here_holds_features(services, sid)  # distributed: later strokes come to this worker
                 if sess.annot_rev() == rev:
-                    raise
-                continue
-            if sess.annot_rev() == rev:
-                break
-            force = False
+                    break
+                force = False
     except AnnotationError as e:  # live update before two classes are painted: a hint, not an error
         if request.get("force"):
             notify(str(e), "warning", "Cannot train yet")
@@ -162,6 +184,9 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     finally:
         sess.store.delete(sid, "state", "extracting")
     return {"model_version": _version(sess), "train_info": model_summary(sess.model_info())}
+
+
+extract_and_train.job_queue = features_job_queue  # distributed: where the session's features are, or a GPU
 
 
 @callback_spec(output=dict(train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
