@@ -69,6 +69,7 @@ class DashPage:
         found = _CONFIG.search(html)
         self.config = json.loads(found.group(1)) if found else {}
         self.props: dict[tuple[str, str], object] = {}
+        self.side_updates: list[dict] = []  # every set_props the server sent (toasts, ...), in order
         self._collect(self._get("_dash-layout", "layout").json())
         self.callbacks = [c for c in self._get("_dash-dependencies", "dependencies").json()
                           if not c.get("clientside_function") and self._plain_ids(c)]
@@ -182,6 +183,7 @@ class DashPage:
                 self.props[(cid, _plain(prop))] = value
                 changed[(cid, _plain(prop))] = value
         for cid, props in (data.get("sideUpdate") or {}).items():
+            self.side_updates.append({cid: props})
             for prop, value in props.items():
                 self.props[(cid, prop)] = value
                 changed[(cid, prop)] = value
@@ -203,6 +205,7 @@ class DashPage:
             if "response" in data:
                 return data
             for cid, props in (data.get("sideUpdate") or {}).items():  # set_props while it runs (toasts)
+                self.side_updates.append({cid: props})
                 for prop, value in props.items():
                     self.props[(cid, prop)] = value
             for key, value in (data.get("progress") or {}).items():

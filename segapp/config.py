@@ -29,6 +29,11 @@ variable                        default                       meaning
 ``SEGAPP_MAX_REDELIVERIES``     ``3``                         worker losses after which a job gives up
 ``SEGAPP_APP_MODULE``           ``app``                       module workers import to register the web
                                                               app's background callbacks
+``SEGAPP_MAX_JOBS``             CPUs                          background jobs (first extraction, apply to
+                                                              all) running at once on one host in embedded
+                                                              mode; the others wait their turn
+``SEGAPP_FEATURE_MEMORY_MB``    ``1024``                      in-memory front of the feature cache, per
+                                                              process (the rest stays on disk)
 ==============================  ============================  ==========================================
 
 Examples
@@ -61,6 +66,7 @@ ENV_VARS = {
     "result_expires": "SEGAPP_RESULT_EXPIRES", "visibility_timeout": "SEGAPP_VISIBILITY_TIMEOUT",
     "worker_concurrency": "SEGAPP_WORKER_CONCURRENCY", "worker_threads": "SEGAPP_WORKER_THREADS",
     "max_redeliveries": "SEGAPP_MAX_REDELIVERIES", "app_module": "SEGAPP_APP_MODULE",
+    "max_jobs": "SEGAPP_MAX_JOBS", "feature_memory_mb": "SEGAPP_FEATURE_MEMORY_MB",
 }
 DEFAULT_LEASE_S = 60  # default SEGAPP_VISIBILITY_TIMEOUT: a lost worker's job restarts within about a minute
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -134,6 +140,21 @@ class Settings:
     worker_threads: int | None = None
     max_redeliveries: int = 3
     app_module: str = "app"
+    max_jobs: int | None = None
+    feature_memory_mb: int = 1024
+
+    @property
+    def job_slots(self) -> int:
+        """Background jobs that may run at once on one host in embedded mode (default: one per CPU).
+
+        Examples
+        --------
+        >>> Settings(max_jobs=3).job_slots
+        3
+        """
+        if self.max_jobs:
+            return self.max_jobs
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     @property
     def distributed(self) -> bool:
@@ -194,6 +215,8 @@ class Settings:
             worker_threads=_int(env, "SEGAPP_WORKER_THREADS", None),
             max_redeliveries=_int(env, "SEGAPP_MAX_REDELIVERIES", 3, minimum=0),
             app_module=(env.get("SEGAPP_APP_MODULE") or "app").strip(),
+            max_jobs=_int(env, "SEGAPP_MAX_JOBS", None),
+            feature_memory_mb=_int(env, "SEGAPP_FEATURE_MEMORY_MB", 1024, minimum=0),
         )
         if env.get("SEGAPP_SECRET_KEY"):
             kwargs["secret_key"] = env["SEGAPP_SECRET_KEY"]

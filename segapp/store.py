@@ -136,6 +136,13 @@ class Store:
         """
         raise NotImplementedError
 
+    def semaphore(self, name: str, slots: int, *, wait: float | None = None, lease: float = 60.0) -> "Semaphore":
+        """At most ``slots`` holders at once, over every process using this store (``with`` waits its turn)."""
+        return Semaphore([self._slot_lock(name, i, lease) for i in range(max(1, int(slots)))], wait)
+
+    def _slot_lock(self, name: str, i: int, lease: float) -> "SessionLock":
+        raise NotImplementedError
+
     # -- typed helpers ----------------------------------------------------------
     def put_json(self, session: str, kind: str, item: str, doc) -> None:
         self.put(session, kind, item, json.dumps(doc).encode())
@@ -242,6 +249,14 @@ class LocalStore(Store):
         _check(session, "x", name)
         return SessionLock(_FileLockBackend(self, session, name), wait)
 
+    def _slot_lock(self, name, i, lease):
+        from filelock import FileLock
+
+        _check("s" * 20, "x", name)
+        path = self.root / ".slots" / f"{name}-{i}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SessionLock(_FileLockBackend(None, None, None, lock=FileLock(str(path))))
+
     def purge_expired(self, now: float | None = None) -> int:
         """Remove sessions idle for longer than ``ttl``; returns how many."""
         now = time.time() if now is None else now
@@ -290,9 +305,40 @@ class SessionLock:
         self.release()
 
 
+class Semaphore:
+    """``slots`` locks; ``with sem:`` holds the first free one (waiting at most ``wait`` s, then LockTimeout)."""
+
+    def __init__(self, locks: list, wait: float | None = None):
+        self.locks, self.wait, self.held = locks, wait, None
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for lock in self.locks:
+                if lock.acquire(timeout=0):
+                    self.held = lock
+                    return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.release()
+            self.held = None
+
+    def __enter__(self):
+        if not self.acquire(self.wait):
+            raise LockTimeout(f"all {len(self.locks)} job slots stayed busy for {self.wait:g} s; try again later")
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class _FileLockBackend:
-    def __init__(self, store: "LocalStore", session: str, name: str):
-        self._lock = store._file_lock(session, f"lock-{name}")
+    def __init__(self, store: "LocalStore | None", session: str | None, name: str | None, lock=None):
+        self._lock = lock if lock is not None else store._file_lock(session, f"lock-{name}")
 
     def acquire(self, timeout):
         from filelock import Timeout
@@ -551,6 +597,10 @@ class RedisStore(Store):
     def lock(self, session, name, *, lease=30.0, wait=None):
         _check(session, "x", name)
         return SessionLock(_RedisLockBackend(self, f"{self._base(session)}:#lock:{name}", lease), wait)
+
+    def _slot_lock(self, name, i, lease):
+        _check("s" * 20, "x", name)
+        return SessionLock(_RedisLockBackend(self, f"{self.prefix}:#slots:{name}:{i}", lease))
 
 
 # Refresh the expiry of every key listed in the registry set KEYS[1]; forget keys that are gone.

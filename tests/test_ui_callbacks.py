@@ -324,7 +324,7 @@ def test_retrain_hands_over_to_the_background_job_then_takes_the_quick_path(serv
     calls, set_progress = _progress()
     notices = Notices()
     job = training.extract_and_train(set_progress, request, sid, services=services, notify=notices)
-    assert calls[0] == (3, "Extracting features…") and len(calls) > 1
+    assert calls[:2] == [(2, "Waiting for a free job slot…"), (3, "Extracting features…")] and len(calls) > 2
     assert job["model_version"] is no_update and "two classes" in _text(job["train_info"])
     assert notices == []  # a live update with one class painted is a hint, not an error
     assert sess.store.get_json(sid, "state", "extracting") is None
@@ -477,7 +477,7 @@ def test_apply_all_segments_every_image_and_fills_the_gallery(services, sid, tra
     calls, set_progress = _progress()
     notices = Notices()
     out = batch.apply_all(set_progress, 1, sid, services=services, notify=notices)
-    assert calls == [(2, "1/2 disk.png"), (50, "2/2 second.png")]
+    assert calls == [(1, "Waiting for a free job slot…"), (2, "1/2 disk.png"), (50, "2/2 second.png")]
     assert sess.result(key(second["image"], 0))[H // 2, W // 2] == 2 and out["model_version"]["v"] == 1
     assert notices == [("success", "Segmented 2 image plane(s) with model v1. Download them as a ZIP.", None)]
     cards = _text(out["gallery"])

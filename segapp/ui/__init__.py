@@ -54,8 +54,8 @@ def make_services(settings):
     services = _services.get(where)
     if services is None:
         store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
-        services = Services(settings=settings, store=store,
-                            feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
+        services = Services(settings=settings, store=store, feature_cache=DiskFeatureCache(
+            Path(settings.cache_dir) / "features", max_memory_bytes=settings.feature_memory_mb * 1024**2))
         services.models = ModelCache()
         _services[where] = services
     return services

@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -296,6 +297,18 @@ class Services:
         :class:`~segapp.store.LockTimeout`); ``.acquire(timeout=0)`` only tries.
         """
         return self.store.lock(sid, "train", lease=60.0, wait=wait)
+
+    def job_slot(self, wait: float | None = None):
+        """A turn among the host's background jobs (bounds memory: ``SEGAPP_MAX_JOBS`` at once).
+
+        Embedded mode runs each background job in its own process on the web
+        server's host, so ten sessions starting their first extraction together
+        would run ten at once; this makes them take turns.  In distributed mode
+        the workers' pool size already bounds it: no slot is needed.
+        """
+        if getattr(self.settings, "distributed", False):
+            return contextlib.nullcontext()
+        return self.store.semaphore("jobs", getattr(self.settings, "job_slots", 1), wait=wait)
 
 
 def _class_of(shape: dict, parse) -> int | None:

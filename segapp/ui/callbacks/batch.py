@@ -91,19 +91,25 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
         PreventUpdate (after a toast) when there is no model.
     """
     sess = services.session(sid)
+    set_progress((1, "Waiting for a free job slot…"))
     try:
-        seg = load_model(sess, services.models, services.feature_cache)
-        if seg is None:
-            raise SegappError("no model yet: paint two classes and train, or load a model file")
-        version = sess.model_info()["version"]
-        todo = all_keys(sess)
-        for i, (meta, z, k) in enumerate(todo):
-            set_progress((int(100 * i / len(todo)) or 2, f"{i + 1}/{len(todo)} {meta['name']}"))
-            if sess.result_version(k) != version:
-                predict(sess, seg, k, version)
+        with services.job_slot(wait=600):
+            return _apply_all(set_progress, sess, services, notify)
     except SegappError as e:
         notify(str(e), "danger", "Could not apply the model")
         raise PreventUpdate
+
+
+def _apply_all(set_progress, sess, services, notify) -> dict:
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None:
+        raise SegappError("no model yet: paint two classes and train, or load a model file")
+    version = sess.model_info()["version"]
+    todo = all_keys(sess)
+    for i, (meta, z, k) in enumerate(todo):
+        set_progress((int(100 * i / len(todo)) or 2, f"{i + 1}/{len(todo)} {meta['name']}"))
+        if sess.result_version(k) != version:
+            predict(sess, seg, k, version)
     here_holds_features(services, sess.sid)  # distributed: this worker now has the features of every image
     notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
     return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}

@@ -151,7 +151,7 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     if not request or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
-    set_progress((3, "Extracting features…"))
+    set_progress((2, "Waiting for a free job slot…"))
 
     def progress(fraction, text="working"):
         set_progress((max(3, int(100 * fraction)), f"{text} · {100 * fraction:.0f}%"))
@@ -159,7 +159,8 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     sess.store.put_json(sid, "state", "extracting", {"t": time.time()})
     try:
         force = bool(request.get("force"))
-        with services.lock(sid, wait=JOB_LOCK_WAIT_S):
+        with services.job_slot(wait=JOB_LOCK_WAIT_S), services.lock(sid, wait=JOB_LOCK_WAIT_S):
+            set_progress((3, "Extracting features…"))
             for _ in range(CATCH_UP):  # strokes painted while this ran are trained on right away (features cached)
                 rev = sess.annot_rev()
                 try:
