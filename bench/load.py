@@ -239,6 +239,7 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
                 break
             shapes.append(stroke(s + 11 * i, a.size))
             t_first = t_first or time.monotonic()
+            facts["shapes"] = list(shapes)  # what the page shows: the server must keep exactly this
             page.set("canvas", "relayoutData", {"shapes": list(shapes)})
             facts["strokes"] += 1
             if "first_overlay_s" not in facts and (page.value("overlay-data", "data") or {}).get("uri"):
@@ -249,7 +250,6 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
                 page.set("overlay-mode", "value", "segmentation")
             if s == a.strokes - 3:
                 page.set("train", "n_clicks", 1)
-        facts["shapes"] = shapes
         facts["toasts"] = [t for upd in page.side_updates for t in _toasts(upd, [])]
     except Exception as e:  # counted as an error of this session
         facts["errors"].append(f"{type(e).__name__}: {e}")

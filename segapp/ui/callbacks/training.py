@@ -153,8 +153,13 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     sess = services.session(sid)
     set_progress((2, "Waiting for a free job slot…"))
 
-    def progress(fraction, text="working"):
-        set_progress((max(3, int(100 * fraction)), f"{text} · {100 * fraction:.0f}%"))
+    last = [0.0]
+
+    def progress(fraction, text="working"):  # at most 5 updates a second: each one is a write to the job store
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or fraction >= 1:
+            last[0] = now
+            set_progress((max(3, int(100 * fraction)), f"{text} · {100 * fraction:.0f}%"))
 
     sess.store.put_json(sid, "state", "extracting", {"t": time.time()})
     try:
