@@ -87,6 +87,11 @@ def _check(session: str, kind: str, item: str | None = None) -> None:
         raise KeyError(f"invalid item id {item!r}")
 
 
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("."):
+        raise KeyError(f"invalid name {name!r}")
+
+
 class Store:
     """Interface shared by the backends; subclasses implement the byte operations."""
 
@@ -252,7 +257,7 @@ class LocalStore(Store):
     def _slot_lock(self, name, i, lease):
         from filelock import FileLock
 
-        _check("s" * 20, "x", name)
+        _check_name(name)
         path = self.root / ".slots" / f"{name}-{i}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         return SessionLock(_FileLockBackend(None, None, None, lock=FileLock(str(path))))
@@ -599,7 +604,7 @@ class RedisStore(Store):
         return SessionLock(_RedisLockBackend(self, f"{self._base(session)}:#lock:{name}", lease), wait)
 
     def _slot_lock(self, name, i, lease):
-        _check("s" * 20, "x", name)
+        _check_name(name)
         return SessionLock(_RedisLockBackend(self, f"{self.prefix}:#slots:{name}:{i}", lease))
 
 
