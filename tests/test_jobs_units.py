@@ -184,3 +184,29 @@ def test_health_check_reports_unhealthy_in_one_line(capsys):
         del os.environ["REDIS_URL"]
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all(line.startswith("unhealthy: ") for line in out)
+
+
+@pytest.mark.redis
+def test_heartbeat_renews_leases_announces_and_rescues_a_vanished_workers_queue(redis_server):
+    from segapp.jobs.heartbeat import WORKERS_KEY, Heartbeat, direct_queue, live_workers
+
+    client = redis_server.client()
+    client.delete("unacked_index-test", "default", direct_queue("gone@b"), WORKERS_KEY)
+    client.zadd("unacked_index-test", {"held": 100.0, "other": 100.0})
+    beat = Heartbeat(client, "live@a", {"queues": ["default"], "direct": direct_queue("live@a")}, interval=1.0,
+                     index_key="unacked_index-test", tags=lambda: ["held", "acked-meanwhile"])
+    gone = Heartbeat(client, "gone@b", {"queues": ["gpu"], "direct": direct_queue("gone@b")}, interval=1.0,
+                     index_key="unacked_index-test", tags=lambda: [])
+    gone.beat(now=1000.0)
+    client.lpush(direct_queue("gone@b"), b"job-1", b"job-2")  # sent to gone@b while it was dying
+    assert set(live_workers(client, now=1001.0)) == {"gone@b"}
+    assert beat.beat(now=1004.0) == 1  # only the lease it holds that still exists is renewed...
+    assert client.zscore("unacked_index-test", "held") == 1004.0
+    assert client.zscore("unacked_index-test", "other") == 100.0  # ...others' leases run out
+    assert client.zscore("unacked_index-test", "acked-meanwhile") is None  # never re-created (XX)
+    assert set(live_workers(client, now=1004.5)) == {"live@a"}  # gone@b's announcement expired at 1003
+    assert client.lrange("default", 0, -1) == [b"job-2", b"job-1"]  # oldest first again on the default queue
+    assert client.llen(direct_queue("gone@b")) == 0
+    beat.stop(forget=True)  # a clean shutdown ends the announcement at once
+    assert "live@a" not in live_workers(client)
+    client.delete("unacked_index-test", "default", WORKERS_KEY)

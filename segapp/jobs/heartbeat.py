@@ -21,7 +21,9 @@ longest job (a live job must never run twice).  So the timeout is a *lease*:
 The same beat announces the worker in ``segapp:workers`` (node name → time the
 announcement expires) and ``segapp:workers:info`` (its queues, its direct queue,
 GPU or not), which routing reads instead of broadcasting ``inspect`` (busy
-workers answer a broadcast late; a registry entry is always there).
+workers answer a broadcast late; a registry entry is always there), and moves
+jobs left in the direct queue of a worker whose announcement expired to
+``default`` (:meth:`Heartbeat.rescue`).
 
 Examples
 --------
@@ -43,6 +45,11 @@ log = logging.getLogger("segapp.jobs")
 WORKERS_KEY = "segapp:workers"            # sorted set: node name -> time its announcement expires
 WORKERS_INFO_KEY = "segapp:workers:info"  # hash: node name -> JSON facts (queues, direct queue, gpu...)
 FORGET_AFTER_S = 3600                     # entries of workers gone this long are removed
+RESCUE_QUEUE = "default"                  # where jobs left in a vanished worker's direct queue go (all consume it)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def direct_queue(node: str) -> str:
@@ -110,12 +117,39 @@ class Heartbeat:
         pipe.zadd(WORKERS_KEY, {self.node: now + 3 * self.interval})
         pipe.hset(WORKERS_INFO_KEY, self.node, json.dumps({**self.info, "beat": now}))
         pipe.zrangebyscore(WORKERS_KEY, "-inf", now - FORGET_AFTER_S)
+        pipe.zrangebyscore(WORKERS_KEY, now - FORGET_AFTER_S, now)
         replies = pipe.execute()
-        gone = replies[-1]
+        gone, dead = replies[-2], replies[-1]
         if gone:
             self.client.zrem(WORKERS_KEY, *gone)
             self.client.hdel(WORKERS_INFO_KEY, *gone)
+        if dead:
+            self.rescue(dead)
         return sum(int(r) for r in replies[:len(tags)])  # XX CH: 1 per lease that existed
+
+    def rescue(self, dead: list, limit: int = 1000) -> int:
+        """Move the jobs waiting in the direct queues of vanished workers to ``default``; returns how many.
+
+        A job sent to the worker that held a session's features (its direct queue)
+        while that worker was dying would otherwise wait for ever; on ``default``
+        another worker runs it (a quick retrain then reports the features missing
+        and the web app extracts them again, with a progress bar).
+        """
+        infos = self.client.hmget(WORKERS_INFO_KEY, dead)
+        total = 0
+        for node, raw in zip(dead, infos):
+            try:
+                queue = json.loads(raw)["direct"] if raw else direct_queue(_text(node))
+            except (ValueError, KeyError, TypeError):
+                queue = direct_queue(_text(node))
+            moved = 0
+            while total + moved < limit and self.client.rpoplpush(queue, RESCUE_QUEUE) is not None:
+                moved += 1
+            if moved:
+                log.warning("moved %d job(s) waiting for vanished worker %s to the %r queue", moved, _text(node),
+                            RESCUE_QUEUE)
+            total += moved
+        return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -137,14 +171,13 @@ class Heartbeat:
         return self
 
     def stop(self, forget: bool = True) -> None:
-        """Stop beating; with ``forget`` remove the announcement (a clean shutdown)."""
+        """Stop beating; with ``forget`` end the announcement now (a clean shutdown)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if forget:
-            try:
-                self.client.zrem(WORKERS_KEY, self.node)
-                self.client.hdel(WORKERS_INFO_KEY, self.node)
+            try:  # expired now (not removed): the others move what still waits in its direct queue
+                self.client.zadd(WORKERS_KEY, {self.node: time.time() - 1})
             except Exception:  # shutting down without Redis: the entry expires by itself
                 pass
 
