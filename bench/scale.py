@@ -6,17 +6,22 @@ Usage::
                           [--workers 1 2] [--repeats 3] [--gpu-compare]
 
 It starts a private ``redis-server`` (must be on the PATH) and worker nodes
-(``python -m segapp.jobs.worker``, one pool process and one thread each; one
-queue per configuration, warmed up so imports and model loading are not timed),
-then in each of ``--repeats`` interleaved rounds
+(``python -m segapp.jobs.worker``, one pool process each, capped to one thread:
+``SEGAPP_WORKER_THREADS=1``, ``OMP_NUM_THREADS=1``; one queue per configuration,
+warmed up so imports and model loading are not timed), then in each of
+``--repeats`` interleaved rounds
 
 1. predicts ``--images`` one-megapixel PNGs in this process with one thread,
    doing what ``python -m segapp predict`` does (the baseline);
-2. predicts the same batch with ``predict_via_queue`` on 1, then 2 worker processes.
+2. the same split over two processes side by side without any queue (what the
+   machine itself offers two single-thread processes);
+3. predicts the same batch with ``predict_via_queue`` on 1, then 2 worker processes.
 
 It prints the best and median time of each, images/s, megapixels/s, the speed-up
 of 2 workers over 1, how busy the workers were (near 100 % = the queue keeps
-them fed) and the per-image overhead of the queue path vs in-process prediction.
+them fed), the per-image overhead of the queue path vs in-process prediction,
+and CPU milliseconds per image of the client, Redis and the workers (from
+``/proc``: unlike wall time, hardly moved by other load on a shared machine).
 A 2-vs-1 CPU-bound calibration per round shows how much parallelism the machine
 offered at that moment (other load on a shared machine caps the speed-up).
 ``--gpu-compare`` (on a machine with CUDA) adds one GPU worker on the same batch
@@ -149,7 +154,7 @@ def cpu_seconds(pids) -> float:
     return total
 
 
-def run_local(model: Path, images: list[Path], out: Path, start=None, cpu: list | None = None) -> float:
+def run_local(model: Path, images: list[Path], out: Path, start=None, cpu: list | None = None, ready=None) -> float:
     """What ``python -m segapp predict`` does, timed, in this process with one thread.
 
     With ``start`` (an event) the clock starts when it is set, after the warm-up;
@@ -164,6 +169,8 @@ def run_local(model: Path, images: list[Path], out: Path, start=None, cpu: list 
     seg = Segmenter.load(model)
     seg.predict_proba(io.read_image(images[0])[:64, :64])  # warm-up (imports, first allocation)
     out.mkdir(parents=True, exist_ok=True)
+    if ready is not None:
+        ready.put(os.getpid())
     if start is not None:
         start.wait()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -177,27 +184,36 @@ def run_local(model: Path, images: list[Path], out: Path, start=None, cpu: list 
     return time.perf_counter() - t0
 
 
-def _local_share(model, images, out, start, done) -> None:
-    done.put(run_local(model, images, out, start))
+def _local_share(model, images, out, ready, start, done) -> None:
+    cpu: list = []
+    run_local(model, images, out, start, cpu=cpu, ready=ready)
+    done.put(cpu[0])
 
 
-def run_local_parallel(model: Path, images: list[Path], out: Path, n: int = 2) -> float:
-    """``n`` in-process predictions side by side (spawned processes, no queue): the machine's ceiling."""
+def run_local_parallel(model: Path, images: list[Path], out: Path, n: int = 2, cpu: list | None = None) -> float:
+    """``n`` in-process predictions side by side (spawned processes, no queue): the machine's ceiling.
+
+    The clock starts once every process has imported and warmed up; ``cpu``
+    receives the CPU seconds of their timed parts, summed.
+    """
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    start, done = ctx.Event(), ctx.Queue()
-    ps = [ctx.Process(target=_local_share, args=(model, images[i::n], out / str(i), start, done)) for i in range(n)]
+    ready, start, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    ps = [ctx.Process(target=_local_share, args=(model, images[i::n], out / str(i), ready, start, done))
+          for i in range(n)]
     for p in ps:
         p.start()
-    time.sleep(8.0)  # imports and warm-up happen before the start signal
+    for _ in ps:
+        ready.get(timeout=600)
     t0 = time.perf_counter()
     start.set()
-    for _ in ps:
-        done.get()
+    used = sum(done.get() for _ in ps)
     wall = time.perf_counter() - t0
     for p in ps:
         p.join()
+    if cpu is not None:
+        cpu.append(used)
     return wall
 
 
@@ -297,8 +313,10 @@ def main(argv=None) -> int:
                                                  ceiling))
             cpu.setdefault("in-process, 1 thread", []).append({"client": local_cpu[0] / len(images)})
             if 2 in a.workers:
+                par_cpu: list = []
                 runs.setdefault("in-process, 2 processes (no queue)", []).append(
-                    (run_local_parallel(model, images, tmp / "local2"), None, None, ceiling))
+                    (run_local_parallel(model, images, tmp / "local2", cpu=par_cpu), None, None, ceiling))
+                cpu.setdefault("in-process, 2 processes (no queue)", []).append({"client": par_cpu[0] / len(images)})
             for n in a.workers:
                 label = f"queue, {n} worker process{'es' if n > 1 else ''}"
                 *res, per_image = run_queue(model, images, tmp / f"q{n}", settings, f"bench{n}", cpu_of={
@@ -341,7 +359,7 @@ def main(argv=None) -> int:
     for label, rows in cpu.items():
         med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in ("client", "redis", "workers")}
         total = sum(med.values())
-        vs = f"{100 * (total - base_cpu) / base_cpu:+.1f} %" if label != "in-process, 1 thread" else ""
+        vs = f"{100 * (total - base_cpu) / base_cpu:+.1f} %" if label != "in-process, 1 thread" else "(base)"
         print(f"| {label} | {1000 * med['client']:.0f} | {1000 * med['redis']:.0f} | {1000 * med['workers']:.0f} | "
               f"{1000 * total:.0f} | {vs} |")
     shutil.rmtree(tmp, ignore_errors=True)
