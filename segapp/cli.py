@@ -48,9 +48,10 @@ def cmd_train(args) -> int:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
                               f"{im.shape[1]}x{im.shape[0]}")
     params = json.loads(args.feature_params) if args.feature_params else None
-    seg = Segmenter(features=args.features, feature_params=params, n_estimators=args.trees,
-                    max_depth=args.depth, max_samples=args.max_samples,
-                    class_weight="balanced" if args.balanced else None, normalization={"method": args.normalization})
+    seg = Segmenter(features=args.features, feature_params=params, classifier=args.classifier,
+                    n_estimators=args.trees, max_depth=args.depth, max_samples=args.max_samples,
+                    class_weight="balanced" if args.balanced else None,
+                    normalization={"method": args.normalization} if args.normalization else None)
     seg.fit(images, labels)
     seg.save(args.out)
     info = {"model": str(args.out), "features": seg.extractor.name, "classes": [c["id"] for c in seg.classes],
@@ -124,7 +125,16 @@ def cmd_config(args) -> int:
     return 0
 
 
+def classifier_kinds() -> list[str]:
+    from .classifiers import BUILDERS
+
+    return list(BUILDERS)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import defaults
+    from .io import NORMALIZE_METHODS
+
     p = argparse.ArgumentParser(prog="python -m segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -132,13 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image", action="append", required=True, help="image file (repeat for several)")
     t.add_argument("--labels", action="append", required=True, help="label image: 0 unlabelled, 1..K classes")
     t.add_argument("--out", required=True, help="model file to write (.segapp)")
-    t.add_argument("--features", default="classical", help="extractor name, a+b combination, or auto")
+    cp = defaults.classifier_params()
+    t.add_argument("--features", default=None,
+                   help=f"extractor name, a+b combination, or auto (default {defaults.EXTRACTOR})")
     t.add_argument("--feature-params", help='JSON parameters, e.g. \'{"sigmas": [1, 2, 4]}\'')
-    t.add_argument("--trees", type=int, default=32)
-    t.add_argument("--depth", type=int, default=10, help="maximum tree depth (0 = unlimited)")
-    t.add_argument("--max-samples", type=float, default=0.05, help="fraction of painted pixels per tree")
+    t.add_argument("--classifier", default=None, choices=sorted(classifier_kinds()),
+                   help=f"pixel classifier (default {defaults.CLASSIFIER})")
+    t.add_argument("--trees", type=int, default=None, help=f"number of trees (default {cp.get('n_estimators')})")
+    t.add_argument("--depth", type=int, default=None,
+                   help=f"maximum tree depth, 0 = unlimited (default {cp.get('max_depth')})")
+    t.add_argument("--max-samples", type=float, default=None,
+                   help=f"fraction of painted pixels per tree (default {cp.get('max_samples')})")
     t.add_argument("--balanced", action="store_true", help="weight classes to equal total weight")
-    t.add_argument("--normalization", default="percentile", choices=["percentile", "minmax", "dtype", "none"])
+    t.add_argument("--normalization", default=None, choices=list(NORMALIZE_METHODS),
+                   help=f"per-image normalisation (default {defaults.NORMALIZATION['method']})")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="segment images with a model file")

@@ -19,7 +19,7 @@ Examples
 >>> from segapp.segmenter import Segmenter
 >>> img = np.random.default_rng(0).random((32, 32))
 >>> lab = np.zeros((32, 32), np.uint8); lab[:4] = 1; lab[-4:] = 2
->>> seg = Segmenter(feature_params={"sigmas": [1.0]}, n_estimators=3).fit(img, lab)
+>>> seg = Segmenter(features="classical", feature_params={"sigmas": [1.0]}, n_estimators=3).fit(img, lab)
 >>> again = load_segmenter(dump_segmenter(seg))
 >>> bool((again.predict(img) == seg.predict(img)).all())
 True
@@ -49,8 +49,12 @@ MAX_FILE_BYTES = 2 * 1024**3
 TRUSTED_TYPES = [
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
     "sklearn.tree._tree.Tree",
 ]
+#: classifier kind (segapp.classifiers) -> the estimator class a model file may hold for it
+CLASSIFIER_TYPES = {"random-forest": "RandomForestClassifier", "extra-trees": "ExtraTreesClassifier"}
 
 
 def _versions() -> dict:
@@ -84,9 +88,10 @@ def dump_segmenter(seg) -> bytes:
         "n_channels": seg.n_channels_,
         "n_features": int(seg.classifier_.n_features_in_),
         "classes": seg.classes,
-        "classifier": {"type": "RandomForestClassifier", "n_estimators": seg.n_estimators,
-                       "max_depth": seg.max_depth, "max_samples": seg.max_samples,
-                       "class_weight": seg.class_weight, "random_state": seg.random_state},
+        "classifier": {"type": type(seg.classifier_).__name__, "kind": seg.classifier,
+                       "n_estimators": seg.n_estimators, "max_depth": seg.max_depth,
+                       "max_samples": seg.max_samples, "class_weight": seg.class_weight,
+                       "params": seg.classifier_params, "random_state": seg.random_state},
         "auto_report": seg.auto_report,
         "training": seg.training_info,
         "sha256": {"classifier.skops": hashlib.sha256(blob).hexdigest()},
@@ -176,9 +181,7 @@ def _load_classifier(blob: bytes, manifest: dict):
 
         raise ModelFileError(f"the classifier cannot be loaded (saved with scikit-learn {made}, this is "
                              f"{sklearn.__version__}): {type(e).__name__}") from None
-    from sklearn.ensemble import RandomForestClassifier
-
-    if type(clf) is not RandomForestClassifier:
+    if type(clf).__name__ not in CLASSIFIER_TYPES.values() or not type(clf).__module__.startswith("sklearn."):
         raise ModelFileError(f"unexpected classifier type {type(clf).__name__} in the model file")
     return clf
 
@@ -224,9 +227,15 @@ def load_segmenter(source, cls=None):
     if [c["id"] for c in classes] != [int(c) for c in clf.classes_]:
         raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
     params = manifest.get("classifier") or {}
-    seg = cls(features=extractor.config(), normalization=norm, classes=classes,
-              n_estimators=params.get("n_estimators", 32), max_depth=params.get("max_depth"),
-              max_samples=params.get("max_samples", 0.05), class_weight=params.get("class_weight"),
+    kind = {v: k for k, v in CLASSIFIER_TYPES.items()}[type(clf).__name__]
+    if params.get("kind", kind) != kind:
+        raise ModelFileError("the model file is inconsistent: its classifier kind does not match the classifier")
+    saved = params.get("params") if isinstance(params.get("params"), dict) else {}
+    seg = cls(features=extractor.config(), normalization=norm, classes=classes, classifier=kind,
+              classifier_params={**saved, "n_estimators": params.get("n_estimators", 32),
+                                 "max_depth": params.get("max_depth") or 0,
+                                 "max_samples": params.get("max_samples", 0.05),
+                                 "class_weight": params.get("class_weight")},
               random_state=params.get("random_state", 0))
     seg.classifier_ = clf
     seg.n_channels_ = n_channels

@@ -26,17 +26,14 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-
-from . import io
+from . import classifiers, defaults, io
 from .errors import AnnotationError, ConfigError
 from .features import FeatureCache, extract_tiled, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
 
-DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
-DEFAULT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                  "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-AUTO_CANDIDATES = ("classical", "effnet-lite0", "classical+effnet-lite0")
+DEFAULT_NORMALIZATION = defaults.NORMALIZATION   # kept for importers; segapp.defaults is the source
+DEFAULT_COLORS = defaults.PALETTE
+_UNSET = object()
 MAX_TRAIN_SAMPLES = 200_000   # labelled pixels kept for training (stratified subsample)
 CACHE_MAX_PIXELS = 4_200_000  # larger images are predicted tile by tile, never cached whole
 PREDICT_TILE = 1024            # tile for feature extraction of cached images
@@ -93,28 +90,61 @@ class Segmenter:
     random_state : int
     """
 
-    def __init__(self, features="classical", feature_params=None, n_estimators: int = 32,
-                 max_depth: int | None = 10, max_samples: float = 0.05, class_weight: str | None = None,
-                 normalization=None, classes=None, cache: FeatureCache | None = None, random_state: int = 0):
+    def __init__(self, features=None, feature_params=None, classifier: str | None = None,
+                 classifier_params: dict | None = None, normalization=None, classes=None,
+                 cache: FeatureCache | None = None, random_state: int = 0, *, n_estimators: int | None = None,
+                 max_depth: int | None = None, max_samples: float | None = None, class_weight=_UNSET):
+        features = defaults.EXTRACTOR if features is None else features
+        if features == defaults.EXTRACTOR and feature_params is None:
+            feature_params = defaults.EXTRACTOR_PARAMS
         self.features_spec = features
         self.feature_params = dict(feature_params or {})
-        self.n_estimators = int(n_estimators)
-        self.max_depth = None if max_depth in (None, 0) else int(max_depth)
-        if not 0 < float(max_samples) <= 1:
-            raise ConfigError(f"max_samples must be a fraction in (0, 1], got {max_samples}")
-        if class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}")
-        self.max_samples = float(max_samples)
-        self.class_weight = class_weight
-        self.normalization = {**DEFAULT_NORMALIZATION, **(normalization or {})}
+        self.classifier = classifier or defaults.CLASSIFIER
+        if self.classifier not in classifiers.BUILDERS:
+            raise ConfigError(f"unknown classifier '{self.classifier}'; choose one of {', '.join(classifiers.BUILDERS)}")
+        params = {**defaults.classifier_params(self.classifier), **(classifier_params or {})}
+        for name, value in (("n_estimators", n_estimators), ("max_depth", max_depth), ("max_samples", max_samples)):
+            if value is not None:
+                params[name] = value
+        if class_weight is not _UNSET:
+            params["class_weight"] = class_weight
+        if "max_samples" in params and not 0 < float(params["max_samples"]) <= 1:
+            raise ConfigError(f"max_samples must be a fraction in (0, 1], got {params['max_samples']}")
+        if params.get("class_weight") not in (None, "balanced"):
+            raise ConfigError(f"class_weight must be None or 'balanced', got {params['class_weight']!r}")
+        if params.get("max_depth") == 0:
+            params["max_depth"] = None
+        self.classifier_params = params
+        self.normalization = {**defaults.NORMALIZATION, **(normalization or {})}
         self.class_meta = {int(c["id"]): dict(c) for c in (classes or [])}
         self.cache = _shared_cache if cache is None else cache
         self.random_state = random_state
-        self.classifier_: RandomForestClassifier | None = None
+        self.classifier_ = None
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
         self.extractor = None if features == "auto" else get_extractor(features, **self.feature_params)
+
+    # legacy names of the classifier parameters (the forest's), read by the CLI, UI and model file
+    n_estimators = property(lambda self: self.classifier_params.get("n_estimators"))
+    max_depth = property(lambda self: self.classifier_params.get("max_depth"))
+    max_samples = property(lambda self: self.classifier_params.get("max_samples"))
+    class_weight = property(lambda self: self.classifier_params.get("class_weight"))
+
+    def get_config(self) -> dict:
+        """Everything that determines what :meth:`fit` learns, as plain JSON (see :meth:`from_config`)."""
+        feats = "auto" if self.features_spec == "auto" and self.auto_report is None else \
+            (self.extractor.config() if self.extractor is not None else self.features_spec)
+        return {"features": feats, "classifier": self.classifier,
+                "classifier_params": dict(self.classifier_params), "normalization": dict(self.normalization),
+                "random_state": self.random_state}
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> "Segmenter":
+        """A new, untrained Segmenter from :meth:`get_config` output (``kwargs``: classes, cache)."""
+        return cls(features=config["features"], classifier=config.get("classifier"),
+                   classifier_params=config.get("classifier_params"), normalization=config.get("normalization"),
+                   random_state=config.get("random_state", 0), **kwargs)
 
     # -- features ------------------------------------------------------------
     def normalize(self, image: np.ndarray) -> np.ndarray:
@@ -157,8 +187,8 @@ class Segmenter:
             rr, cc = np.nonzero(lab)
             if rr.size == 0:
                 continue
-            feats = self.features(img, extractor)
-            xs.append(feats[rr, cc])
+            parts = extractor.parts if isinstance(extractor, CombinedExtractor) else [extractor]
+            xs.append(np.concatenate([self.features(img, p)[rr, cc] for p in parts], axis=1))  # painted rows only
             ys.append(lab[rr, cc].astype(np.int64))
             where.append(np.stack([np.full(rr.size, i), rr, cc], 1))
         if not ys:
@@ -178,11 +208,10 @@ class Segmenter:
         keep = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes]
         return np.sort(np.concatenate(keep))
 
-    def _new_classifier(self, n_samples: int, n_estimators=None) -> RandomForestClassifier:
-        per_tree = min(n_samples, max(20, int(round(self.max_samples * n_samples))))
-        return RandomForestClassifier(
-            n_estimators=n_estimators or self.n_estimators, max_depth=self.max_depth, max_samples=per_tree,
-            class_weight=self.class_weight, n_jobs=-1, random_state=self.random_state)
+    def _new_classifier(self, n_samples: int, **overrides):
+        """An untrained classifier for ``n_samples`` painted pixels (``overrides``: parameters)."""
+        return classifiers.build(self.classifier, {**self.classifier_params, **overrides}, n_samples,
+                                 self.random_state)
 
     def fit(self, images, labels, progress: Callable[[float], None] | None = None) -> "Segmenter":
         """Train on one or many (image, labels) pairs.

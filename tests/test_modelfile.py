@@ -21,7 +21,7 @@ def trained():
     lab = np.zeros(img.shape, np.uint8)
     lab[5:8, 2:20] = 1
     lab[30:33, 40:60] = 2
-    seg = Segmenter(feature_params={"sigmas": [1.0, 2.0]}, n_estimators=5,
+    seg = Segmenter(features="classical", feature_params={"sigmas": [1.0, 2.0]}, n_estimators=5,
                     classes=[{"id": 2, "name": "cells", "color": "#ff0000"}]).fit(img, lab)
     return seg, img
 

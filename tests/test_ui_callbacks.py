@@ -130,7 +130,12 @@ def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True
 
 @pytest.fixture
 def trained(services, sid, cur):
-    """Two classes painted and the (slow-path) first training done: model v1 with a result."""
+    """Two classes painted and the (slow-path) first training done: model v1 with a result.
+
+    Pinned to the classical filter bank: these tests check the web app's behaviour on a tiny
+    synthetic disk, not the default extractor (the benchmarks measure that).
+    """
+    _sess(services, sid).set_settings({**_sess(services, sid).settings(), "extractor": "classical"})
     annot = paint(services, sid, cur, _bg_stroke(), _fg_stroke())["annot_version"]
     request = retrain(services, sid, cur, annot=annot)["extract_request"]
     calls, set_progress = _progress()
@@ -393,7 +398,8 @@ def test_status_line_before_and_after_a_model(services, sid, cur):
     training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0)}, sid, services=services,
                                notify=Notices())
     after = training.status({"v": 1}, sid, 1, services=services)
-    assert after["status"] == "1 image · model v1 · classical" and "trained here" in after["model_info"]
+    from segapp import defaults
+    assert after["status"] == f"1 image · model v1 · {defaults.EXTRACTOR}" and "trained here" in after["model_info"]
 
 
 # -- overlays ----------------------------------------------------------------------------------------

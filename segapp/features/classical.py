@@ -203,6 +203,9 @@ class ClassicalFeatures(FeatureExtractor):
 
     name = "classical"
     description = "Gaussian, gradient, LoG, DoG, structure-tensor and Hessian eigenvalues at several scales"
+    gpu_worthy = False
+    relative_cost = 1.0
+    auto_candidate = True
     default_params = {"sigmas": list(DEFAULT_SIGMAS), "features": list(DEFAULT_FEATURES), "include_raw": False}
 
     def __init__(self, **params):

@@ -11,14 +11,16 @@ from dash import dash_table, dcc, html
 
 from . import ids
 from .figures import GRAPH_CONFIG, empty_figure
-from .pipeline import SIGMA_LADDER
+from .pipeline import SIGMA_LADDER, sigma_indices
+from .session import DEFAULT_SETTINGS
 
 SAMPLES = {
     "cell": "Cell (phase contrast)", "coins": "Coins", "retina": "Retina (fundus, colour)",
     "immunohistochemistry": "Immunohistochemistry (colour)", "camera": "Camera", "astronaut": "Astronaut (colour)",
     "hubble_deep_field": "Hubble deep field (colour)", "moon": "Moon surface",
 }
-NORMALIZATIONS = {"percentile": "Percentile 1–99.8 %", "minmax": "Min–max", "dtype": "By data type", "none": "None"}
+NORMALIZATIONS = {"standardize": "Mean ± 2 SD", "percentile": "Percentile 1–99.8 %", "minmax": "Min–max",
+                  "dtype": "By data type", "none": "None"}
 OVERLAYS = [{"label": "Segmentation", "value": "segmentation"}, {"label": "Probability", "value": "probability"},
             {"label": "Uncertainty", "value": "uncertainty"}, {"label": "Objects", "value": "objects"},
             {"label": "Off", "value": "none"}]
@@ -166,20 +168,23 @@ def _settings_section(extractor_options: list[dict]):
     return _section(
         "Features & classifier",
         _label("Feature extractor"),
-        dcc.Dropdown(id=ids.EXTRACTOR, clearable=False, value="classical", options=extractor_options, searchable=False),
+        dcc.Dropdown(id=ids.EXTRACTOR, clearable=False, value=DEFAULT_SETTINGS["extractor"], options=extractor_options,
+                     searchable=False),
         html.Div(id=ids.EXTRACTOR_HELP, className="small text-muted mt-1"),
         html.Div([_label("Scales σ (classical)", className="sb-label mt-2"),
                   dcc.RangeSlider(id=ids.SIGMAS, min=0, max=len(SIGMA_LADDER) - 1, step=1,
-                                  value=[0, SIGMA_LADDER.index(10.0)], allowCross=False,
+                                  value=sigma_indices(DEFAULT_SETTINGS["sigmas"]), allowCross=False,
                                   marks={i: f"{s:g}" for i, s in enumerate(SIGMA_LADDER) if i % 2 == 0 or s == 16})],
                  id=ids.SIGMA_ROW),
-        dbc.Row([dbc.Col([_label("Trees"), dbc.Input(id=ids.TREES, type="number", min=5, max=500, step=5, value=50,
+        dbc.Row([dbc.Col([_label("Trees"), dbc.Input(id=ids.TREES, type="number", min=5, max=500, step=1,
+                                                      value=DEFAULT_SETTINGS["trees"],
                                                       size="sm", debounce=True)]),
                  dbc.Col([_label("Max depth"), dbc.Input(id=ids.DEPTH, type="number", min=0, max=64, step=1,
-                                                         value=12, size="sm", debounce=True, placeholder="0 = none")])],
+                                                         value=DEFAULT_SETTINGS["depth"], size="sm", debounce=True,
+                                                         placeholder="0 = none")])],
                 class_name="mt-2 g-2"),
         _label("Normalisation", className="sb-label mt-2"),
-        dbc.Select(id=ids.NORMALIZATION, size="sm", value="percentile",
+        dbc.Select(id=ids.NORMALIZATION, size="sm", value=DEFAULT_SETTINGS["normalization"],
                    options=[{"label": v, "value": k} for k, v in NORMALIZATIONS.items()])
     )
 

@@ -95,9 +95,11 @@ def sigma_indices(sigmas) -> list[int]:
 def segmenter_kwargs(settings: dict, classes: list[dict], extractor: dict | None = None) -> dict:
     """Segmenter keyword arguments from the settings panel (``extractor``: a saved extractor config)."""
     name = extractor or settings["extractor"]
-    params = {"sigmas": sigmas_in(*settings["sigmas"])} if name == "classical" else None
+    scales = {"sigmas": sigmas_in(*settings["sigmas"])}
+    parts = str(name).split("+") if isinstance(name, str) else []
+    params = scales if parts == ["classical"] else {"classical": scales} if "classical" in parts else None
     return dict(features=name, feature_params=params, n_estimators=int(settings["trees"]),
-                max_depth=int(settings["depth"]) or None, normalization={"method": settings["normalization"]},
+                max_depth=int(settings["depth"]), normalization={"method": settings["normalization"]},
                 classes=[c for c in classes if c["id"] > 0])
 
 

@@ -75,17 +75,19 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
 def job_queue(services, sid) -> str | None:
     """Queue for a background job of session ``sid`` that extracts features (None: the default route).
 
-    The live worker that already holds the session's features, else a GPU
-    worker when one runs, else any CPU worker (see
+    The live worker that already holds the session's features, else — when the
+    session's extractor is GPU-worthy (a network: its ``gpu_worthy`` trait) — a
+    GPU worker when one runs, else any CPU worker (see
     :func:`segapp.jobs.routing.session_queue`).
     """
     if not services.settings.distributed or not isinstance(sid, str):
         return None
     from ..jobs.celery_app import make_celery
-    from ..jobs.routing import session_queue
+    from ..jobs.routing import is_deep, session_queue
 
     try:
-        return session_queue(services.store, sid, kind="features", app=make_celery(services.settings))
+        deep = is_deep(services.session(sid).settings().get("extractor"))  # the extractor's gpu_worthy trait
+        return session_queue(services.store, sid, kind="features", deep=deep, app=make_celery(services.settings))
     except (KeyError, SegappError):  # malformed id (refused by the job itself) or Redis hiccup
         return None
 
