@@ -25,7 +25,9 @@ request kind, p50 / p95 / max latency per kind, the time from the first
 stroke to the first overlay (the first extraction, a background job), peak
 memory (RSS and PSS summed over every process of the deployment, per
 service), and a check that nothing was lost: every session still has its
-image and exactly the strokes it painted, read back from the store.
+image and exactly the strokes its page shows, read back from the store.
+Sessions that reach the time bound stop painting (counted); the servers stop
+only after their last requests finished.
 """
 
 from __future__ import annotations
@@ -227,6 +229,8 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
         page = DashPage(url, on_request=on_request, timeout=120, job_timeout=max(60.0, deadline - time.monotonic()))
         page.load()
         facts["sid"] = page.value("session-id", "data")
+        if a.extractor:
+            page.set("extractor", "value", a.extractor)
         page.props[("upload-images", "filename")] = f"session{i}.png"
         page.set("upload-images", "contents",
                  "data:image/png;base64," + base64.b64encode(session_image(i, a.size)).decode())
@@ -234,8 +238,8 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
         step = a.duration / (a.strokes + 1)
         for s in range(a.strokes):
             time.sleep(max(0.0, t_start + (s + 1) * step + 0.37 * i % step - time.monotonic()))
-            if time.monotonic() > deadline:
-                facts["errors"].append("ran out of time")
+            if time.monotonic() > deadline:  # bounded in time: no new action, in-flight ones finish
+                facts["late"] = True
                 break
             shapes.append(stroke(s + 11 * i, a.size))
             t_first = t_first or time.monotonic()
@@ -267,6 +271,7 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, default=2, help="pool processes per worker node")
     p.add_argument("--embedded", action="store_true", help="no Redis/Celery: gunicorn alone")
     p.add_argument("--keep", action="store_true", help="keep the logs and data directory (printed)")
+    p.add_argument("--extractor", help="features the sessions choose (default: the app's default)")
     a = p.parse_args(argv)
 
     from scale import start_redis
@@ -318,10 +323,11 @@ def main(argv=None) -> int:
                    for i in range(a.sessions)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        for t in threads:  # after the deadline no session starts an action; in-flight requests may finish
+            t.join(max(0.0, deadline + 150 - time.monotonic()))
         wall = time.monotonic() - t_start
         hung = sum(t.is_alive() for t in threads)
+        late = sum(1 for f in report.values() if f.get("late"))
         sampler.stop()
         # nothing lost: every session's image and strokes, read back from the store
         store = open_store(env.get("REDIS_URL"), tmp / "data")
@@ -336,10 +342,9 @@ def main(argv=None) -> int:
                 lost.append(f"session {i}: images {[(m['name'], m['shape']) for m in images]}")
                 continue
             k = key(images[0]["id"], 0)
-            if sess.shapes(k) != facts.get("shapes", []) or len(facts.get("shapes", [])) != facts["strokes"]:
-                lost.append(f"session {i}: {len(sess.shapes(k))} strokes stored, {facts['strokes']} painted")
-            elif facts["strokes"] and sess.labels(k) is None and not sess.shapes(k):
-                lost.append(f"session {i}: no labels")
+            if sess.shapes(k) != facts.get("shapes", []):  # exactly what the page shows, stroke for stroke
+                lost.append(f"session {i}: {len(sess.shapes(k))} strokes stored, "
+                            f"{len(facts.get('shapes', []))} on the page")
     finally:
         stop(procs)
         if redis_proc is not None:
@@ -367,7 +372,8 @@ def main(argv=None) -> int:
     http_errors = sum(1 for _, _, st, _ in records if st >= 400)
     first = [f["first_overlay_s"] for f in report.values() if "first_overlay_s" in f]
     print(f"\nrequests: {len(records)}; HTTP errors: {http_errors}; session errors: {len(errors)}; "
-          f"error toasts: {len(toasts)}; sessions still running at the deadline: {hung}")
+          f"error toasts: {len(toasts)}; sessions that reached the time bound before their last stroke: {late}; "
+          f"still running after it: {hung}")
     for i, e in errors[:10]:
         print(f"  session {i}: {e}")
     for i, t in toasts[:10]:

@@ -199,6 +199,7 @@ def test_heartbeat_renews_leases_announces_and_rescues_a_vanished_workers_queue(
                      index_key="unacked_index-test", tags=lambda: [])
     gone.beat(now=1000.0)
     client.lpush(direct_queue("gone@b"), b"job-1", b"job-2")  # sent to gone@b while it was dying
+    client.lpush(direct_queue("gone@b") + "\x06\x166", b"background-job")  # priority 6 has its own list
     assert set(live_workers(client, now=1001.0)) == {"gone@b"}
     assert beat.beat(now=1004.0) == 1  # only the lease it holds that still exists is renewed...
     assert client.zscore("unacked_index-test", "held") == 1004.0
@@ -206,7 +207,8 @@ def test_heartbeat_renews_leases_announces_and_rescues_a_vanished_workers_queue(
     assert client.zscore("unacked_index-test", "acked-meanwhile") is None  # never re-created (XX)
     assert set(live_workers(client, now=1004.5)) == {"live@a"}  # gone@b's announcement expired at 1003
     assert client.lrange("default", 0, -1) == [b"job-2", b"job-1"]  # oldest first again on the default queue
+    assert client.lrange("default\x06\x166", 0, -1) == [b"background-job"]  # same priority there
     assert client.llen(direct_queue("gone@b")) == 0
     beat.stop(forget=True)  # a clean shutdown ends the announcement at once
     assert "live@a" not in live_workers(client)
-    client.delete("unacked_index-test", "default", WORKERS_KEY)
+    client.delete("unacked_index-test", "default", "default\x06\x166", WORKERS_KEY)

@@ -122,6 +122,19 @@ def test_progress_is_reported_and_the_job_knows_where_it_ran(worker, jobs_settin
     assert final["result"]["attempt"] == 1 and final["retried"] is False
 
 
+def test_interactive_jobs_go_before_background_and_batch_jobs(worker, jobs_settings):
+    from segapp.jobs.celery_app import PRIORITY_BACKGROUND, PRIORITY_BATCH, PRIORITY_INTERACTIVE, make_celery
+
+    app = make_celery(jobs_settings)
+    busy = app.send_task("segapp.probe", kwargs={"seconds": 1.5, "steps": 3})  # the worker's only process
+    _wait(busy.id, app, until=("running",))
+    order = [("batch", PRIORITY_BATCH), ("background", PRIORITY_BACKGROUND), ("stroke", PRIORITY_INTERACTIVE)]
+    jobs = {name: app.send_task("segapp.probe", kwargs={"seconds": 0}, priority=p) for name, p in order}
+    done = {name: _wait(r.id, app)[0] for name, r in jobs.items()}
+    started = sorted(done, key=lambda name: app.backend.get_task_meta(jobs[name].id)["date_done"])
+    assert started == ["stroke", "background", "batch"]  # sent last, taken first
+
+
 def test_a_job_past_its_time_limit_fails_with_a_clear_message(worker, jobs_settings):
     from segapp.jobs.celery_app import make_celery
 

@@ -51,6 +51,9 @@ log = logging.getLogger("segapp.jobs")
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
+# Message priorities (Redis transport: 0 is taken first): someone waits for a stroke's retrain,
+# a background extraction shows a progress bar, a command-line batch can wait longest.
+PRIORITY_INTERACTIVE, PRIORITY_BACKGROUND, PRIORITY_BATCH = 0, 6, 9
 # segapp.ui.remote: the web app's session work that runs where a session's features are (UI-free, no Dash)
 TASK_MODULES = ("segapp.jobs.tasks", "segapp.ui.remote")
 

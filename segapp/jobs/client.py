@@ -213,6 +213,7 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
     """
     from .. import io
     from ..segmenter import Segmenter
+    from .celery_app import PRIORITY_BATCH
     from .routing import active_queues, is_deep, queue_for, workers_for
 
     settings = settings or get_settings()
@@ -240,7 +241,8 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
             while nxt < len(paths) and len(pending) < window:
                 item = new_item_id()
                 store.put(sid, "upload", item, paths[nxt].read_bytes())
-                r = app.send_task("segapp.predict", args=(sid, model_item, item), queue=queue, kwargs=dict(
+                r = app.send_task("segapp.predict", args=(sid, model_item, item), queue=queue,
+                                  priority=PRIORITY_BATCH, kwargs=dict(
                     source="upload", name=paths[nxt].name, proba=bool(proba), out=item, model_digest=digest))
                 pending[r.id] = nxt
                 nxt += 1

@@ -48,6 +48,13 @@ FORGET_AFTER_S = 3600                     # entries of workers gone this long ar
 RESCUE_QUEUE = "default"                  # where jobs left in a vanished worker's direct queue go (all consume it)
 
 
+def _priority_lists(src: str, dst: str) -> list[tuple[str, str]]:
+    """The Redis lists of two queues, priority by priority (Kombu keeps one list per priority step)."""
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    return [(src, dst) if p == 0 else (f"{src}{Channel.sep}{p}", f"{dst}{Channel.sep}{p}") for p in PRIORITY_STEPS]
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -143,8 +150,9 @@ class Heartbeat:
             except (ValueError, KeyError, TypeError):
                 queue = direct_queue(_text(node))
             moved = 0
-            while total + moved < limit and self.client.rpoplpush(queue, RESCUE_QUEUE) is not None:
-                moved += 1
+            for src, dst in _priority_lists(queue, RESCUE_QUEUE):
+                while total + moved < limit and self.client.rpoplpush(src, dst) is not None:
+                    moved += 1
             if moved:
                 log.warning("moved %d job(s) waiting for vanished worker %s to the %r queue", moved, _text(node),
                             RESCUE_QUEUE)

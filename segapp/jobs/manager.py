@@ -6,7 +6,9 @@ run: a callback function with a ``job_queue`` attribute (``job_queue(settings,
 args) -> queue name or None``, ``args`` = the callback's named inputs) has its
 jobs sent to that queue — the web app uses it to send a session's feature
 extraction to the worker that holds the session's features, else to a GPU
-worker, else to any CPU worker (:func:`segapp.ui.remote.job_queue`).
+worker, else to any CPU worker (:func:`segapp.ui.remote.job_queue`).  Background
+jobs go with a lower priority than the quick retrains that follow strokes, so a
+worker busy with first extractions takes the waiting retrains first.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def routed_celery_manager(celery_app, settings: Settings, expire=None):
                     queue = route(self.settings, args)
                 except Exception:  # routing must never cost the job: default queue
                     log.warning("routing %s failed; sending it to the default queue", job_fn.name, exc_info=True)
-            if not queue:
-                return super().call_job_fn(key, job_fn, args, context)
-            return job_fn.apply_async(args=(key, self._make_progress_key(key), args, context), queue=queue).task_id
+            from .celery_app import PRIORITY_BACKGROUND
+
+            # after the strokes' quick retrains (priority 0) waiting on the same worker
+            return job_fn.apply_async(args=(key, self._make_progress_key(key), args, context),
+                                      priority=PRIORITY_BACKGROUND, **({"queue": queue} if queue else {})).task_id
 
     return RoutedCeleryManager(celery_app, settings, expire=expire)
 
