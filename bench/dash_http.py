@@ -159,10 +159,14 @@ class DashPage:
 
     def _post(self, cb, body, args: dict) -> requests.Response:
         params = {"endId": self.config.get("end_id"), **args} if self.config.get("end_id") else args
+        label = cb["_label"] + (" (poll)" if "job" in args else "")
         t0 = time.perf_counter()
-        r = self.http.post(self.base + "_dash-update-component", params=params, json=body, timeout=self.timeout)
-        self.on_request(cb["_label"] + (" (poll)" if "job" in args else ""), time.perf_counter() - t0,
-                        r.status_code)
+        try:
+            r = self.http.post(self.base + "_dash-update-component", params=params, json=body, timeout=self.timeout)
+        except requests.RequestException:
+            self.on_request(label, time.perf_counter() - t0, 599)  # no answer (timeout, connection lost)
+            raise
+        self.on_request(label, time.perf_counter() - t0, r.status_code)
         if r.status_code >= 400:
             raise DashError(f"{cb['_label']}: HTTP {r.status_code}: {r.text[:300]}")
         return r
