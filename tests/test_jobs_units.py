@@ -212,3 +212,27 @@ def test_heartbeat_renews_leases_announces_and_rescues_a_vanished_workers_queue(
     beat.stop(forget=True)  # a clean shutdown ends the announcement at once
     assert "live@a" not in live_workers(client)
     client.delete("unacked_index-test", "default", "default\x06\x166", WORKERS_KEY)
+
+
+def test_embedded_background_jobs_do_not_keep_the_servers_connections_open(tmp_path):
+    """A job forked from the web process closes inherited sockets (else keep-alive requests hang)."""
+    import os
+    import socket
+
+    from segapp.jobs.manager import make_background_manager
+
+    make_background_manager(Settings(cache_dir=tmp_path))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    pid = os.fork()
+    if pid == 0:  # the "job": the listening socket must be gone
+        try:
+            os.fstat(server.fileno())
+            os._exit(1)
+        except OSError:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    os.fstat(server.fileno())  # still open in the server itself
+    server.close()

@@ -14,6 +14,8 @@ worker busy with first extractions takes the waiting retrains first.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 
 from ..config import Settings, get_settings
 
@@ -92,4 +94,36 @@ def make_background_manager(settings: Settings | None = None, *, check: bool = T
     import diskcache
     from dash import DiskcacheManager
 
+    close_sockets_in_forked_jobs()
     return DiskcacheManager(diskcache.Cache(str(settings.cache_dir)), expire=24 * 3600)
+
+
+_fork_hook = []
+
+
+def close_sockets_in_forked_jobs() -> None:
+    """Make background jobs forked from this web process close the sockets they inherit (once per process).
+
+    Dash's ``DiskcacheManager`` forks a process per job; the child inherits the
+    server's listening socket and the open client connections.  A keep-alive
+    connection the server closes then stays open in the job process for as
+    long as the job runs, and the browser's next request on it waits for an
+    answer that never comes (seen under load: a request hanging 120 s while a
+    first extraction ran).  The job itself needs no socket in embedded mode.
+    """
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_close_inherited_sockets)
+        _fork_hook.append(True)
+
+
+def _close_inherited_sockets() -> None:
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: leave them
+        return
+    for fd in fds:
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:
+            continue
