@@ -246,7 +246,8 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
             facts["shapes"] = list(shapes)  # what the page shows: the server must keep exactly this
             page.set("canvas", "relayoutData", {"shapes": list(shapes)})
             facts["strokes"] += 1
-            if "first_overlay_s" not in facts and (page.value("overlay-data", "data") or {}).get("uri"):
+            overlay = page.value("overlay-data", "data") or {}
+            if "first_overlay_s" not in facts and (overlay.get("uri") or overlay.get("tiles")):
                 facts["first_overlay_s"] = time.monotonic() - t_first
             if s == a.strokes // 2:
                 page.set("overlay-mode", "value", "probability")

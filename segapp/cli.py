@@ -78,7 +78,10 @@ def cmd_predict(args) -> int:
         for p in paths:
             print(p)
         return 0
+    from .features import FeatureCache
+
     seg = Segmenter.load(args.model)
+    seg.cache = FeatureCache(0)  # each image's tiles are used once: keep nothing (bounded memory)
     for i, path in enumerate(args.images):
         image = io.read_image(path)
         proba = seg.predict_proba(image, progress=_progress(f"{Path(path).name} ({i + 1}/{len(args.images)})"))

@@ -1,17 +1,23 @@
-"""The ``.segapp`` model file: a zip of a JSON manifest and a skops classifier.
+"""The ``.segapp`` model file: a zip of a JSON manifest and the classifier as plain arrays.
 
-Loading never executes code from the file: the classifier is read with
-``skops.io.loads`` and an explicit list of trusted types (random-forest parts
-only); the manifest is plain JSON and validated field by field.  A SHA-256 of
-the classifier blob is recorded in the manifest, so edited or truncated files
-are refused.  Pickles, foreign zips and files from a newer format are refused
-with a one-line :class:`~segapp.errors.ModelFileError`.
+Loading never executes code from the file.  Format 2 stores the forest as
+``classifier.npz`` — integer and float arrays only, read with
+``allow_pickle=False`` and checked node by node (:meth:`segapp.forest.Forest.from_arrays`)
+— so a model loads with NumPy alone, without scikit-learn or skops.  The fast
+predictor (an ONNX Runtime session) is generated from those verified arrays on
+load; nothing compiled is ever stored.  Format-1 files (``classifier.skops``)
+still load, through ``skops.io.loads`` with an explicit list of trusted types
+(random-forest parts only); classifiers that cannot be packed as a forest are
+still written that way.  A SHA-256 of the classifier member is recorded in the
+manifest, so edited or truncated files are refused.  Pickles, foreign zips and
+files from a newer format are refused with a one-line
+:class:`~segapp.errors.ModelFileError`.
 
 Layout::
 
     model.segapp (zip)
       manifest.json     format, versions, extractor config, classes, normalisation, digest
-      classifier.skops  the RandomForestClassifier
+      classifier.npz    the forest's arrays (format 2), or classifier.skops (format 1)
 
 Examples
 --------
@@ -36,6 +42,7 @@ import io as _io
 import json
 import platform
 import zipfile
+import zlib
 from datetime import datetime, timezone
 
 import numpy as np
@@ -44,7 +51,8 @@ from . import __version__
 from .errors import ModelFileError, SegappError
 
 FORMAT = "segapp-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MEMBERS = ("classifier.npz", "classifier.skops")  # format 2, format 1
 MAX_FILE_BYTES = 2 * 1024**3
 TRUSTED_TYPES = [
     "sklearn.ensemble._forest.RandomForestClassifier",
@@ -58,53 +66,62 @@ CLASSIFIER_TYPES = {"random-forest": "RandomForestClassifier", "extra-trees": "E
 
 
 def _versions() -> dict:
-    import sklearn
-    import skops
+    from importlib.metadata import PackageNotFoundError, version
 
-    v = {"segapp": __version__, "python": platform.python_version(), "numpy": np.__version__,
-         "scikit-learn": sklearn.__version__, "skops": skops.__version__}
-    try:
-        from importlib.metadata import version
-
-        v["torch"], v["timm"] = version("torch"), version("timm")
-    except Exception:  # pragma: no cover - torch is a hard dependency, but the file stays valid without
-        pass
+    v = {"segapp": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for name in ("scikit-learn", "skops", "onnxruntime", "torch", "timm"):
+        try:
+            v[name] = version(name)
+        except PackageNotFoundError:
+            pass
     return v
+
+
+def _classifier_member(seg) -> tuple[str, bytes]:
+    """``(member name, bytes)``: the packed forest as ``.npz`` when possible, else skops."""
+    from .forest import Forest
+
+    if isinstance(seg.predictor_, Forest):
+        buf = _io.BytesIO()
+        np.savez(buf, **seg.predictor_.to_arrays())
+        return "classifier.npz", buf.getvalue()
+    import skops.io as sio
+
+    return "classifier.skops", sio.dumps(seg.classifier_)
 
 
 def dump_segmenter(seg) -> bytes:
     """Serialise a trained :class:`~segapp.segmenter.Segmenter` to model-file bytes."""
-    import skops.io as sio
-
     seg._check_fitted()
-    blob = sio.dumps(seg.classifier_)
+    member, blob = _classifier_member(seg)
     manifest = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if member == "classifier.npz" else 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
         "extractor": seg.extractor.config(),
         "normalization": seg.normalization,
         "n_channels": seg.n_channels_,
-        "n_features": int(seg.classifier_.n_features_in_),
+        "n_features": int(seg.predictor_.n_features_in_),
         "classes": seg.classes,
-        "classifier": {"type": type(seg.classifier_).__name__, "kind": seg.classifier,
+        "classifier": {"type": CLASSIFIER_TYPES.get(seg.classifier, type(seg.classifier_).__name__),
+                       "kind": seg.classifier,
                        "n_estimators": seg.n_estimators, "max_depth": seg.max_depth,
                        "max_samples": seg.max_samples, "class_weight": seg.class_weight,
                        "params": seg.classifier_params, "random_state": seg.random_state},
         "auto_report": seg.auto_report,
         "training": seg.training_info,
-        "sha256": {"classifier.skops": hashlib.sha256(blob).hexdigest()},
+        "sha256": {member: hashlib.sha256(blob).hexdigest()},
     }
     buf = _io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("manifest.json", json.dumps(manifest, indent=1))
-        z.writestr("classifier.skops", blob)
+        z.writestr(member, blob)
     return buf.getvalue()
 
 
-def read_manifest(data: bytes) -> tuple[dict, bytes]:
-    """Validate the container and return ``(manifest, classifier_blob)``."""
+def read_manifest(data: bytes) -> tuple[dict, str, bytes]:
+    """Validate the container and return ``(manifest, classifier member name, its bytes)``."""
     if not data:
         raise ModelFileError("the model file is empty")
     if len(data) > MAX_FILE_BYTES:
@@ -116,21 +133,34 @@ def read_manifest(data: bytes) -> tuple[dict, bytes]:
     try:
         with zipfile.ZipFile(_io.BytesIO(data)) as z:
             names = set(z.namelist())
-            if "manifest.json" not in names or "classifier.skops" not in names:
-                raise ModelFileError("not a segapp model file (zip without manifest.json/classifier.skops)")
+            member = next((m for m in MEMBERS if m in names), None)
+            if "manifest.json" not in names or member is None:
+                raise ModelFileError("not a segapp model file (zip without manifest.json/classifier)")
             manifest = json.loads(z.read("manifest.json"))
-            blob = z.read("classifier.skops")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError) as e:
+            blob = z.read(member)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError, EOFError, zlib.error) as e:
         raise ModelFileError(f"the model file is damaged ({type(e).__name__})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError("not a segapp model file (unknown manifest format)")
     fv = manifest.get("format_version")
     if not isinstance(fv, int) or fv > FORMAT_VERSION:
         raise ModelFileError(f"model file format {fv} is newer than this segapp supports ({FORMAT_VERSION}); upgrade segapp")
-    expected = (manifest.get("sha256") or {}).get("classifier.skops")
+    expected = (manifest.get("sha256") or {}).get(member)
     if expected != hashlib.sha256(blob).hexdigest():
         raise ModelFileError("the model file was modified after saving (checksum mismatch); refusing to load it")
-    return manifest, blob
+    return manifest, member, blob
+
+
+def _load_forest(blob: bytes):
+    """The packed forest of a format-2 file: plain arrays only (no pickles), every node checked."""
+    from .forest import Forest
+
+    try:
+        with np.load(_io.BytesIO(blob), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
+    return Forest.from_arrays(arrays)
 
 
 _PLAIN_NODES = {"DictNode", "ListNode", "JsonNode", "TupleNode", "NdArrayNode"}
@@ -209,7 +239,7 @@ def load_segmenter(source, cls=None):
                 data = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
             raise ModelFileError(f"cannot read model file {source}: {e.strerror or e}") from None
-    manifest, blob = read_manifest(data)
+    manifest, member, blob = read_manifest(data)
     try:
         extractor = get_extractor(manifest["extractor"])
         classes = [{"id": int(c["id"]), "name": str(c["name"]), "color": str(c["color"])}
@@ -221,13 +251,18 @@ def load_segmenter(source, cls=None):
         raise ModelFileError(f"the model file needs an unavailable feature extractor: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"the model file's manifest is incomplete ({type(e).__name__}: {e})") from None
-    clf = _load_classifier(blob, manifest)
+    clf = _load_forest(blob) if member == "classifier.npz" else _load_classifier(blob, manifest)
     if extractor.n_features(n_channels) != n_features or clf.n_features_in_ != n_features:
         raise ModelFileError("the model file is inconsistent: its classifier does not match its feature extractor")
     if [c["id"] for c in classes] != [int(c) for c in clf.classes_]:
         raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
     params = manifest.get("classifier") or {}
-    kind = {v: k for k, v in CLASSIFIER_TYPES.items()}[type(clf).__name__]
+    if member == "classifier.npz":  # a packed forest: the kind is the manifest's (both kinds pack the same way)
+        kind = params.get("kind", "random-forest")
+        if kind not in CLASSIFIER_TYPES:
+            raise ModelFileError(f"the model file names an unknown classifier kind {kind!r}")
+    else:
+        kind = {v: k for k, v in CLASSIFIER_TYPES.items()}[type(clf).__name__]
     if params.get("kind", kind) != kind:
         raise ModelFileError("the model file is inconsistent: its classifier kind does not match the classifier")
     saved = params.get("params") if isinstance(params.get("params"), dict) else {}
@@ -237,7 +272,12 @@ def load_segmenter(source, cls=None):
                                  "max_samples": params.get("max_samples", 0.05),
                                  "class_weight": params.get("class_weight")},
               random_state=params.get("random_state", 0))
-    seg.classifier_ = clf
+    if member == "classifier.npz":
+        seg.predictor_ = clf
+    else:
+        from .segmenter import make_predictor
+
+        seg.classifier_, seg.predictor_ = clf, make_predictor(clf)
     seg.n_channels_ = n_channels
     seg.auto_report = manifest.get("auto_report")
     seg.training_info = manifest.get("training") or {}

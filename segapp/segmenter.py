@@ -28,16 +28,14 @@ from typing import Callable, Sequence
 import numpy as np
 from . import classifiers, defaults, io
 from .errors import AnnotationError, ConfigError
-from .features import FeatureCache, extract_tiled, get_extractor
+from .features import FeatureCache, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
+from .features.tiles import TILE, CombinedTiles, TiledFeatures, TileGrid
 
 DEFAULT_NORMALIZATION = defaults.NORMALIZATION   # kept for importers; segapp.defaults is the source
 DEFAULT_COLORS = defaults.PALETTE
 _UNSET = object()
 MAX_TRAIN_SAMPLES = 200_000   # labelled pixels kept for training (stratified subsample)
-CACHE_MAX_PIXELS = 4_200_000  # larger images are predicted tile by tile, never cached whole
-PREDICT_TILE = 1024            # tile for feature extraction of cached images
-TILED_PREDICT_TILE = 512       # tile for large images: features + prediction per tile, bounded memory
 
 _shared_cache = FeatureCache()
 
@@ -119,10 +117,12 @@ class Segmenter:
         self.class_meta = {int(c["id"]): dict(c) for c in (classes or [])}
         self.cache = _shared_cache if cache is None else cache
         self.random_state = random_state
-        self.classifier_ = None
+        self.classifier_ = None  # the fitted scikit-learn estimator (None for a model loaded from a file)
+        self.predictor_ = None  # what predicts: a packed Forest, or the classifier itself
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
+        self.tile = TILE  # feature tile side (does not change results: tiled == untiled)
         self.extractor = None if features == "auto" else get_extractor(features, **self.feature_params)
 
     # legacy names of the classifier parameters (the forest's), read by the CLI, UI and model file
@@ -156,25 +156,40 @@ class Segmenter:
         n = self.normalization
         return f"{n['method']}:{n.get('low')}:{n.get('high')}"
 
-    def _cached(self, extractor: FeatureExtractor, image, digest, progress=None) -> np.ndarray:
-        if isinstance(extractor, CombinedExtractor):  # cache parts so combos reuse them
-            return np.concatenate([self._cached(p, image, digest, progress) for p in extractor.parts], -1)
-        key = extractor.key() + "|" + self._norm_key()
-        feats = self.cache.get(digest, key)
-        if feats is None:
-            feats = extract_tiled(extractor, self.normalize(image), tile_size=PREDICT_TILE, progress=progress)
-            if feats.shape[0] * feats.shape[1] <= CACHE_MAX_PIXELS:
-                self.cache.put(digest, key, feats)
-        return feats
+    def feature_tiles(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                      digest: str | None = None, tile: int | None = None):
+        """The tiled, cached features of ``image`` (:class:`~segapp.features.tiles.TiledFeatures`).
 
-    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
-                 progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Feature stack ``(H, W, F)`` of ``image``, from the cache when possible."""
+        Nothing is computed until a tile is asked for; the image is normalised at
+        most once, and only if some tile is not cached yet.
+        """
         extractor = extractor or self.extractor
         if extractor is None:
             raise ConfigError("features='auto' is resolved by fit(); train the segmenter first")
         image = as_hwc(image)
-        return self._cached(extractor, image, io.image_digest(image), progress)
+        digest = digest or io.image_digest(image)
+        memo: list = []
+
+        def normalised():
+            if not memo:
+                memo.append(self.normalize(image))
+            return memo[0]
+
+        def tiles(ex):
+            return TiledFeatures(ex, normalised, digest, self.cache, key=ex.key() + "|" + self._norm_key(),
+                                 shape=image.shape[:2], tile=tile or self.tile, n_channels=image.shape[2])
+
+        if isinstance(extractor, CombinedExtractor):  # parts cached on their own, so combos reuse them
+            grid = TileGrid(image.shape[:2], tile or self.tile, extractor.margin, extractor.align)
+            return CombinedTiles([tiles(p) for p in extractor.parts], grid)
+        return tiles(extractor)
+
+    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Feature stack ``(H, W, F)`` float32 of ``image``, tiles from the cache when possible."""
+        tiles = self.feature_tiles(image, extractor)
+        tiles.compute(progress=progress)
+        return tiles.full()
 
     # -- training ------------------------------------------------------------
     def _training_set(self, images, labels, extractor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,8 +202,7 @@ class Segmenter:
             rr, cc = np.nonzero(lab)
             if rr.size == 0:
                 continue
-            parts = extractor.parts if isinstance(extractor, CombinedExtractor) else [extractor]
-            xs.append(np.concatenate([self.features(img, p)[rr, cc] for p in parts], axis=1))  # painted rows only
+            xs.append(self.feature_tiles(img, extractor).at(rr, cc))  # only the tiles under the paint
             ys.append(lab[rr, cc].astype(np.int64))
             where.append(np.stack([np.full(rr.size, i), rr, cc], 1))
         if not ys:
@@ -244,6 +258,7 @@ class Segmenter:
         idx = self._subsample(y)
         clf = self._new_classifier(idx.size).fit(X[idx], y[idx])
         self.classifier_ = clf
+        self.predictor_ = make_predictor(clf)
         self.n_channels_ = channels.pop()
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
@@ -256,16 +271,16 @@ class Segmenter:
     @property
     def classes(self) -> list[dict]:
         """``[{"id", "name", "color"}]`` of the trained classes (or the declared ones)."""
-        ids = self.classes_ if self.classifier_ is not None else sorted(self.class_meta)
+        ids = self.classes_ if self.predictor_ is not None else sorted(self.class_meta)
         return [{**default_class(i), **self.class_meta.get(int(i), {}), "id": int(i)} for i in ids]
 
     @property
     def classes_(self) -> np.ndarray:
         self._check_fitted()
-        return self.classifier_.classes_
+        return self.predictor_.classes_
 
     def _check_fitted(self):
-        if self.classifier_ is None:
+        if self.predictor_ is None:
             raise AnnotationError("the model is not trained yet: paint two classes and train")
 
     def _check_channels(self, image):
@@ -274,41 +289,36 @@ class Segmenter:
                               f"this image has {image.shape[2]} channel(s)")
 
     def _proba_rows(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty((X.shape[0], len(self.classifier_.classes_)), np.float32)
+        out = np.empty((X.shape[0], len(self.classes_)), np.float32)
         step = 262_144
         for s in range(0, X.shape[0], step):
-            out[s:s + step] = self.classifier_.predict_proba(X[s:s + step])
+            out[s:s + step] = self.predictor_.predict_proba(X[s:s + step])
         return out
 
-    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``."""
+    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None,
+                      tiles=None) -> np.ndarray:
+        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``.
+
+        Features and probabilities are computed tile by tile (memory stays
+        bounded for any image size); cached tiles are not recomputed.
+        """
         self._check_fitted()
         image = as_hwc(image)
         self._check_channels(image)
+        tiles = tiles or self.feature_tiles(image)
         h, w = image.shape[:2]
-        if h * w <= CACHE_MAX_PIXELS:
-            feats = self.features(image, progress=progress)
-            return self._proba_rows(feats.reshape(h * w, -1)).reshape(h, w, -1)
-        return self._predict_tiled(image, progress)
-
-    def _predict_tiled(self, image, progress=None) -> np.ndarray:
-        """Large images: features and probabilities tile by tile (bounded memory)."""
-        norm = self.normalize(image)
-        ex, t = self.extractor, TILED_PREDICT_TILE
-        m = int(np.ceil(ex.margin / ex.align) * ex.align)
-        h, w = image.shape[:2]
-        out = np.empty((h, w, len(self.classifier_.classes_)), np.float32)
-        starts = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
-        for n, (y0, x0) in enumerate(starts):
-            y1, x1 = min(y0 + t, h), min(x0 + t, w)
-            py0, px0, py1, px1 = max(0, y0 - m), max(0, x0 - m), min(h, y1 + m), min(w, x1 + m)
-            feats = ex.compute(np.ascontiguousarray(norm[py0:py1, px0:px1]))
-            core = feats[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
-            del feats
-            out[y0:y1, x0:x1] = self._proba_rows(core.reshape(-1, core.shape[-1])).reshape(y1 - y0, x1 - x0, -1)
+        out = np.empty((h, w, len(self.classes_)), np.float32)
+        boxes = [tiles.grid.box(i) for i in tiles.grid]
+        for n, (y0, y1, x0, x1) in enumerate(boxes):
+            out[y0:y1, x0:x1] = self.proba_of(tiles.region(y0, y1, x0, x1))
             if progress:
-                progress((n + 1) / len(starts))
+                progress((n + 1) / len(boxes))
         return out
+
+    def proba_of(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities ``(..., K)`` float32 of a feature array ``(..., F)``."""
+        flat = features.reshape(-1, features.shape[-1])
+        return self._proba_rows(flat).reshape(*features.shape[:-1], -1)
 
     def predict(self, image: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
         """Class ids ``(H, W)`` (uint8, or uint16 beyond 255 classes)."""
@@ -338,6 +348,17 @@ class Segmenter:
         from .modelfile import load_segmenter
 
         return load_segmenter(source, cls)
+
+
+def make_predictor(clf):
+    """The fast predictor of a fitted classifier: a packed :class:`~segapp.forest.Forest` for
+    scikit-learn tree forests (ONNX Runtime), else the classifier itself."""
+    from .forest import Forest
+
+    try:
+        return Forest.from_sklearn(clf)
+    except (AttributeError, ValueError):
+        return clf
 
 
 def uncertainty(proba: np.ndarray) -> np.ndarray:

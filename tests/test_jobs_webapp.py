@@ -106,7 +106,8 @@ def test_web_app_jobs_run_where_the_hardware_and_the_features_are(web_server, ce
     info = store.get_json(sid, "state", "model")
     assert info and info["version"] >= 1, page.value("train-info", "children")
     assert routing.features_worker(store, sid) == gpu.hostname  # the extraction ran on the GPU worker
-    assert (page.value("overlay-data", "data") or {}).get("uri", "").startswith("data:image/png")
+    overlay = page.value("overlay-data", "data") or {}
+    assert overlay["tiles"] and all(t["uri"].startswith("data:image/png") for t in overlay["tiles"])
     assert _features_in(caches["gpu"]) > 0
     assert _features_in(caches["cpu"]) == 0 and _features_in(web_cache) == 0
 

@@ -64,10 +64,11 @@ def test_feature_cache_reused_on_retrain():
     img = two_texture_image()
     seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=cache)
     seg.fit(img, scribbles(img.shape))
-    assert len(cache) == 1
-    first = seg.features(img)
+    assert len(cache) == 1  # one tile holds this small image
+    tiles = seg.feature_tiles(img)
     seg.fit(img, scribbles(img.shape) * 1)
-    assert seg.features(img) is first  # same object: no re-extraction
+    seg.predict(img)
+    assert tiles.n_computed == 0 and len(cache) == 1  # retrain and predict: no re-extraction
 
 
 def test_empty_and_single_class_annotations_are_clear_errors():
@@ -102,15 +103,15 @@ def test_rgb_skimage_image():
     assert pred[6, 20] == 1 and pred[62, 50] == 2
 
 
-def test_large_image_tiled_prediction_matches_cached_path(monkeypatch):
-    import segapp.segmenter as sm
-
+def test_tiled_prediction_equals_untiled():
     img = two_texture_image(shape=(150, 170))
-    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5).fit(img, scribbles(img.shape))
-    whole = seg.predict_proba(img)
-    monkeypatch.setattr(sm, "CACHE_MAX_PIXELS", 100)
-    monkeypatch.setattr(sm, "TILED_PREDICT_TILE", 64)
-    np.testing.assert_allclose(seg.predict_proba(img), whole, atol=1e-5)
+    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=FeatureCache(0))
+    seg.fit(img, scribbles(img.shape))
+    whole = seg.predict_proba(img, tiles=seg.feature_tiles(img, tile=1024))
+    tiled = seg.feature_tiles(img, tile=64)
+    assert len(tiled.grid) == 9
+    np.testing.assert_allclose(seg.predict_proba(img, tiles=tiled), whole, atol=1e-5)
+    assert (seg.predict(img) == seg.classes_[np.argmax(whole, -1)]).all()
 
 
 def test_auto_records_choice_and_reason():

@@ -239,11 +239,6 @@ def get_extractor(spec, **params) -> FeatureExtractor:
     return _REGISTRY[name](**params)
 
 
-def _tile_starts(length: int, tile: int, align: int) -> list[int]:
-    tile = max(align, (tile // align) * align)
-    return list(range(0, length, tile)) if length > 0 else [0]
-
-
 def extract_tiled(
     extractor: FeatureExtractor,
     image: np.ndarray,
@@ -273,6 +268,9 @@ def extract_tiled(
     >>> np.allclose(extract_tiled(ex, img, 16), extract_tiled(ex, img, None), atol=1e-5)
     True
     """
+    from .cache import FeatureCache
+    from .tiles import TiledFeatures
+
     if image.ndim == 2:
         image = image[..., None]
     h, w = image.shape[:2]
@@ -281,23 +279,11 @@ def extract_tiled(
         if progress:
             progress(1.0)
         return out
-    m, a = extractor.margin, extractor.align
-    m = int(math.ceil(m / a) * a)  # keep tile origins on the alignment grid
-    ys, xs = _tile_starts(h, tile_size, a), _tile_starts(w, tile_size, a)
-    step_y = ys[1] - ys[0] if len(ys) > 1 else h
-    step_x = xs[1] - xs[0] if len(xs) > 1 else w
-    out = None
-    n_done, n_total = 0, len(ys) * len(xs)
-    for y0 in ys:
-        for x0 in xs:
-            y1, x1 = min(y0 + step_y, h), min(x0 + step_x, w)
-            py0, px0 = max(0, y0 - m), max(0, x0 - m)
-            py1, px1 = min(h, y1 + m), min(w, x1 + m)
-            feats = extractor.compute(np.ascontiguousarray(image[py0:py1, px0:px1], dtype=np.float32))
-            if out is None:
-                out = np.empty((h, w, feats.shape[-1]), np.float32)
-            out[y0:y1, x0:x1] = feats[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-            n_done += 1
-            if progress:
-                progress(n_done / n_total)
+    tiles = TiledFeatures(extractor, np.asarray(image, dtype=np.float32), "", FeatureCache(0), tile=tile_size)
+    out = np.empty(tiles.shape, np.float32)
+    for n, index in enumerate(tiles.grid):
+        y0, y1, x0, x1 = tiles.grid.box(index)
+        out[y0:y1, x0:x1] = tiles.tile(index)
+        if progress:
+            progress((n + 1) / len(tiles.grid))
     return out

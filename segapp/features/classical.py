@@ -265,6 +265,15 @@ class ClassicalFeatures(FeatureExtractor):
                 for c, s, kind, suf in self._layout(n_channels)]
 
     def compute(self, image: np.ndarray) -> np.ndarray:
+        """Features ``(H, W, F)`` float32: on CUDA through torch when a GPU is present, else NumPy."""
+        from . import classical_torch
+
+        if classical_torch.cuda_present():
+            return classical_torch.compute(self, image, classical_torch.DEVICE)
+        return self.compute_numpy(image)
+
+    def compute_numpy(self, image: np.ndarray) -> np.ndarray:
+        """The NumPy implementation (threads over channels and scales)."""
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[..., None]

@@ -281,6 +281,8 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
         dcc.Store(id=ids.ANNOT_VERSION, data=None), dcc.Store(id=ids.TRAIN_REQUEST, data=None),
         dcc.Store(id=ids.EXTRACT_REQUEST, data=None), dcc.Store(id=ids.MODEL_VERSION, data=None),
         dcc.Store(id=ids.SCALE, data=1.0), dcc.Store(id=ids.OVERLAY, data=None),
+        dcc.Store(id=ids.VIEW, data=None), dcc.Store(id=ids.TILE_QUEUE, data=None),
+        dcc.Interval(id=ids.TILE_TIMER, interval=700, disabled=True), dcc.Store(id=ids.TILE_SEEN, data=None),
         dcc.Download(id=ids.DOWNLOAD),
     ]
     header = html.Header([
@@ -301,7 +303,8 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
                             html.P("Drop files on the left, or pick a sample. Then paint a few strokes per class — "
                                    "keys 1–9 switch class, 0 erases, scroll zooms, Ctrl+Z undoes.")],
                            id=ids.EMPTY_HINT, className="empty-hint"),
-                  dcc.Graph(id=ids.GRAPH, figure=empty_figure(), config=GRAPH_CONFIG, className="canvas-graph")],
+                  dcc.Graph(id=ids.GRAPH, figure=empty_figure(), config=GRAPH_CONFIG, className="canvas-graph"),
+                  html.Div(id=ids.TILE_STATUS, className="tile-status", style={"display": "none"})],
                  className="canvas-wrap"),
     ], className="canvas-card")
     main = html.Main([canvas, html.Div(_results_panel(), className="results-card")], className="main")

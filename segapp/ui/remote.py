@@ -29,7 +29,8 @@ QUICK_TIMEOUT_S = 120.0  # longest wait for the features worker's answer (a cach
 TASK = "segapp.session_refresh"
 
 
-def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool = False) -> dict:
+def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool = False,
+                  view: dict | None = None) -> dict:
     """Retrain (if stale, or ``force``) and predict plane ``key`` from *cached* features, where they are.
 
     Embedded mode: here.  Distributed mode: on the live worker that holds the
@@ -39,8 +40,9 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
     Returns
     -------
     dict
-        ``{"trained", "predicted", "version"}`` as :func:`~segapp.ui.pipeline.refresh`
-        (plus ``worker`` in distributed mode).
+        ``{"trained", "predicted", "version", "done", "todo"}`` as
+        :func:`~segapp.ui.pipeline.refresh` (plus ``worker`` in distributed mode);
+        ``view`` is the visible region whose tiles are predicted first.
 
     Raises
     ------
@@ -52,7 +54,7 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
     """
     if not services.settings.distributed:
         return refresh(sess, StrictCache(services.feature_cache), services.models, key, retrain=retrain,
-                       force=force, save_in_thread=True)
+                       force=force, save_in_thread=True, view=view)
     from ..jobs.celery_app import make_celery
     from ..jobs.client import wait_for
     from ..jobs.routing import direct_queue_of, features_worker
@@ -61,8 +63,8 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
     queue = direct_queue_of(features_worker(services.store, sess.sid), app)
     if queue is None:
         raise FeaturesMissing(sess.sid)
-    job = app.send_task(TASK, args=(sess.sid, key), kwargs={"retrain": bool(retrain), "force": bool(force)},
-                        queue=queue, expires=QUICK_TIMEOUT_S)
+    job = app.send_task(TASK, args=(sess.sid, key), kwargs={"retrain": bool(retrain), "force": bool(force),
+                                                            "view": view}, queue=queue, expires=QUICK_TIMEOUT_S)
     out = wait_for(job.id, app, timeout=QUICK_TIMEOUT_S,
                    what="the worker holding this session's features")
     if out.get("missing"):
@@ -115,7 +117,7 @@ def here_holds_features(services, sid: str) -> None:
 
 @celery_app.task(bind=True, name=TASK, acks_late=False)
 def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bool = False,
-                    strict: bool = True) -> dict:
+                    strict: bool = True, view: dict | None = None) -> dict:
     """On the worker holding ``sid``'s features: :func:`~segapp.ui.pipeline.refresh`, result into the store.
 
     Acknowledged on receipt (``acks_late=False``): the web process waiting for it
@@ -130,6 +132,8 @@ def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bo
     strict : bool
         Only use cached features (``{"missing": True}`` otherwise); ``False``
         extracts what is missing and records this worker as holding them.
+    view : dict, optional
+        The visible region: its tiles are predicted first (the rest: :func:`session_fill`).
 
     Returns
     -------
@@ -144,7 +148,8 @@ def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bo
     sess = services.session(sid)
     cache = StrictCache(services.feature_cache) if strict else services.feature_cache
     try:
-        out = refresh(sess, cache, services.models, key, retrain=retrain, force=force, save_in_thread=True)
+        out = refresh(sess, cache, services.models, key, retrain=retrain, force=force, save_in_thread=True,
+                      view=view)
     except FeaturesMissing:
         return {"missing": True, "worker": self.request.hostname}
     except AnnotationError as e:
@@ -154,6 +159,60 @@ def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bo
     if not strict:
         here_holds_features(services, sid)
     return {**out, "worker": self.request.hostname, "seconds": round(time.perf_counter() - t0, 4)}
+
+
+FILL_TASK = "segapp.session_fill"
+FILL_RESEND_S = 2.0  # the browser asks every few hundred ms; the features worker needs telling once
+_fill_sent: dict = {}
+
+
+def fill_rest(services, sess, seg, key: str, version: int, view: dict | None) -> None:
+    """Predict the tiles of plane ``key`` not in view yet, in the background, where the features are.
+
+    Embedded mode: a thread of this process
+    (:func:`~segapp.ui.overlay_tiles.ensure_worker`).  Distributed mode: the same
+    thread on the worker holding the session's features (:func:`session_fill`);
+    it stores each tile in the session store, where this process reads them.
+    Nothing happens when that worker is gone (the next stroke extracts again).
+    """
+    if not services.settings.distributed:
+        from . import overlay_tiles as OT
+
+        OT.ensure_worker(sess, seg, key, version, view)
+        return
+    import json as _json
+
+    from ..jobs.celery_app import PRIORITY_INTERACTIVE, make_celery
+    from ..jobs.routing import direct_queue_of, features_worker
+
+    memo = (sess.sid, key, version, _json.dumps(view, sort_keys=True))
+    now = time.monotonic()
+    if now - _fill_sent.get(memo, -1e18) < FILL_RESEND_S:
+        return
+    if len(_fill_sent) > 10_000:
+        _fill_sent.clear()
+    _fill_sent[memo] = now
+    app = make_celery(services.settings)
+    queue = direct_queue_of(features_worker(services.store, sess.sid), app)
+    if queue is not None:
+        app.send_task(FILL_TASK, args=(sess.sid, key, int(version), view), queue=queue, expires=30,
+                      priority=PRIORITY_INTERACTIVE, ignore_result=True)
+
+
+@celery_app.task(name=FILL_TASK, acks_late=False, ignore_result=True)
+def session_fill(sid: str, key: str, version: int, view: dict | None = None) -> None:
+    """On the features worker: start (once) the thread that predicts the rest of plane ``key``."""
+    from . import make_services
+    from . import overlay_tiles as OT
+    from .pipeline import load_model
+
+    services = make_services(getattr(celery_app, "segapp_settings", None) or services_settings())
+    sess = services.session(sid)
+    if sess.model_info().get("version") != version:
+        return  # a newer model: its own chain runs
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is not None:
+        OT.ensure_worker(sess, seg, key, version, view)
 
 
 def services_settings():
