@@ -37,7 +37,6 @@ import base64
 import io
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -149,18 +148,6 @@ class MemorySampler(threading.Thread):
 def start(cmd, env, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def wait_http(url: str, proc, log: Path, timeout: float = 180.0) -> None:
@@ -275,7 +262,7 @@ def main(argv=None) -> int:
     p.add_argument("--extractor", help="features the sessions choose (default: the app's default)")
     a = p.parse_args(argv)
 
-    from scale import start_redis
+    from scale import start_redis, stop_workers as stop
 
     from segapp.store import open_store
     from segapp.ui.session import Session, key

@@ -211,14 +211,20 @@ def test_model_versions_never_go_backwards_with_two_processes(store):
     assert seen[-1] == 120 and len(set(seen)) > 2  # the newest of 120 models is the current one
 
 
+def _holder(store, lease):
+    """Another process holding the session lock ``train`` (``release.set()`` lets it go)."""
+    ctx, sid = _spawn(), new_session_id()
+    held, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(_spec(store), sid, held, release, lease))
+    p.start()
+    assert held.wait(60)
+    return p, sid, release
+
+
 def test_session_lock_excludes_other_processes(store):
     from segapp.store import LockTimeout
 
-    ctx, sid = _spawn(), new_session_id()
-    held, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold_lock, args=(_spec(store), sid, held, release, 30.0))
-    p.start()
-    assert held.wait(60)
+    p, sid, release = _holder(store, 30.0)
     assert store.lock(sid, "train").acquire(timeout=0) is False
     assert store.lock(sid, "other").acquire(timeout=0) is True  # locks are per name...
     assert store.lock(new_session_id(), "train").acquire(timeout=0) is True  # ...and per session
@@ -236,11 +242,7 @@ def test_a_dead_holders_lock_is_freed(store):
     import os
     import signal
 
-    ctx, sid = _spawn(), new_session_id()
-    held, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold_lock, args=(_spec(store), sid, held, release, 1.0))
-    p.start()
-    assert held.wait(60)
+    p, sid, _ = _holder(store, 1.0)
     time.sleep(1.5)  # past the 1 s lease: the live holder keeps renewing it
     assert store.lock(sid, "train").acquire(timeout=0) is False
     os.kill(p.pid, signal.SIGKILL)
