@@ -12,7 +12,7 @@ from segapp.store import new_session_id, store_for
 # Dash keeps a process-wide list of background callbacks; every app the tests build adds its own copies,
 # which Celery reports as duplicate task names when a CeleryManager registers them. Harmless here.
 pytestmark = [pytest.mark.redis, pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")]
-SHORT_LEASE = {"SEGAPP_VISIBILITY_TIMEOUT": "2"}  # production default: 60 s, renewed every 10 s
+SHORT_LEASE = {"SEGAPP_VISIBILITY_TIMEOUT": "3"}  # production default: 60 s, renewed every 10 s
 
 
 def _wait(app, task_id, pred, timeout=120.0, what="condition"):
@@ -43,12 +43,12 @@ def test_a_live_job_outlives_its_lease_and_a_killed_workers_job_moves_on(celery_
     assert {a.hostname, b.hostname} <= set(live)
     assert live[a.hostname]["direct"] == heartbeat.direct_queue(a.hostname)
 
-    # 1. a job three times longer than the lease, with an idle second worker: it runs once
-    r = app.send_task("segapp.probe", kwargs={"seconds": 6.0, "steps": 12})
+    # 1. a job more than twice as long as the lease, with an idle second worker: it runs once
+    r = app.send_task("segapp.probe", kwargs={"seconds": 7.0, "steps": 14})
     holder = _wait(app, r.id, lambda s: s["state"] == "running", what="the long job to start")["worker"]
     final = _wait(app, r.id, lambda s: s["state"] == "done", what="the long job to finish")
     assert final["result"]["worker"] == holder and final["result"]["attempt"] == 1 and not final["retried"]
-    # every execution counts itself when it starts: a copy redelivered after 2 s would have counted by now
+    # every execution counts itself when it starts: a copy redelivered after 3 s would have counted by now
     assert int(app.backend.client.get(f"segapp:job:{r.id}:attempts")) == 1
 
     # 2. kill -9 the worker holding a job: the other worker finishes it once the lease runs out
