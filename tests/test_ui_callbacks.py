@@ -337,8 +337,9 @@ def test_retrain_hands_over_to_the_background_job_then_takes_the_quick_path(serv
     calls, set_progress = _progress()
     notices = Notices()
     job = training.extract_and_train(set_progress, request, sid, services=services, notify=notices)
-    assert calls[0] == (2, "Computing features", "0 %") and len(calls) > 1  # the canvas banner
-    assert all(len(c) == 3 and 0 <= c[0] <= 100 for c in calls) and "image 1/1" in calls[1][1]
+    assert calls[:2] == [(2, "Computing features · waiting for a free job slot", "0 %"),
+                         (2, "Computing features", "0 %")] and len(calls) > 2  # the canvas banner
+    assert all(len(c) == 3 and 0 <= c[0] <= 100 for c in calls) and any("image 1/1" in c[1] for c in calls)
     assert job["model_version"] is no_update and "two classes" in _text(job["train_info"])
     assert notices == []  # a live update with one class painted is a hint, not an error
     assert sess.store.get_json(sid, "state", "extracting") is None
@@ -503,7 +504,8 @@ def test_apply_all_segments_every_image_and_fills_the_gallery(services, sid, tra
     calls, set_progress = _progress()
     notices = Notices()
     out = batch.apply_all(set_progress, 1, sid, services=services, notify=notices)
-    assert calls[0] == (2, "Applying the model · disk.png", "1/2")  # the canvas banner: label, fraction
+    assert calls[:2] == [(2, "Applying the model · waiting for a free job slot", "0 %"),
+                         (2, "Applying the model · disk.png", "1/2")]  # the canvas banner: label, fraction
     assert (50, "Applying the model · second.png", "2/2") in calls and calls[-1][2] == "2/2"
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)  # never goes backwards
     assert sess.result(key(second["image"], 0))[H // 2, W // 2] == 2 and out["model_version"]["v"] == 1

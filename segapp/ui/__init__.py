@@ -8,6 +8,7 @@ take as ``services`` (tests call the plain callback functions with one).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -15,8 +16,16 @@ ASSETS = Path(__file__).resolve().parent / "assets"  # package data: found where
 log = logging.getLogger("segapp.ui")
 
 
+_services: dict = {}
+
+
 def make_services(settings):
     """The per-process :class:`~segapp.ui.session.Services` for ``settings``: store, feature and model caches.
+
+    One per process and deployment (store, data and cache directories): the web
+    app's callbacks, its background jobs and the jobs of
+    :mod:`segapp.ui.remote` running in one Celery worker process share one
+    feature cache and one model cache instead of keeping copies.
 
     Parameters
     ----------
@@ -41,10 +50,14 @@ def make_services(settings):
     from .pipeline import DiskFeatureCache, ModelCache
     from .session import Services
 
-    store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
-    services = Services(settings=settings, store=store,
-                        feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
-    services.models = ModelCache()
+    where = dataclasses.replace(settings, secret_key="")  # the same deployment, whichever secret
+    services = _services.get(where)
+    if services is None:
+        store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
+        services = Services(settings=settings, store=store, feature_cache=DiskFeatureCache(
+            Path(settings.cache_dir) / "features", max_memory_bytes=settings.feature_memory_mb * 1024**2))
+        services.models = ModelCache()
+        _services[where] = services
     return services
 
 

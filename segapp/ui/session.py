@@ -28,9 +28,10 @@ Examples
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -176,11 +177,11 @@ class Session:
         self._bump_annot_rev()
 
     def _bump_annot_rev(self) -> None:
-        self.store.put_json(self.sid, "state", "annot-rev", self.annot_rev() + 1)
+        self.store.incr(self.sid, "annot-rev")  # atomic in every process (Redis INCR / file lock)
 
     def annot_rev(self) -> int:
         """Counter bumped by every annotation change (the model records the one it saw)."""
-        return int(self.store.get_json(self.sid, "state", "annot-rev", 0))
+        return self.store.counter(self.sid, "annot-rev")
 
     def remove_class_shapes(self, class_id: int, parse) -> int:
         """Drop the shapes of one class from every plane (undoable); returns how many went."""
@@ -247,15 +248,17 @@ class Session:
     def put_model(self, data: bytes | None, info: dict) -> int:
         """Record a new model (``info``) and store its file; returns the new model version.
 
+        Versions come from an atomic counter, so every model gets its own, and the
+        record is a versioned write: when two processes train one session, a model
+        that finishes after a newer one was recorded is kept out (it never
+        replaces the newer one; ``model_info()["version"]`` tells the caller).
         With ``data=None`` only the record is written and the caller stores the file
         later with :meth:`put_model_file` (saving takes a while; readers wait for it).
         """
-        # versions only grow, also across clear_model(): the model cache is keyed by (session, version)
-        version = max(self.model_info().get("version", 0), self.store.get_json(self.sid, "state", "model-seq", 0)) + 1
-        self.store.put_json(self.sid, "state", "model-seq", version)
-        if data is not None:
+        version = self.store.incr(self.sid, "model-version")
+        doc = json.dumps({**info, "version": version}).encode()
+        if self.store.put_if_newer(self.sid, "state", "model", version, doc) and data is not None:
             self.put_model_file(version, data)
-        self.store.put_json(self.sid, "state", "model", {**info, "version": version})
         return version
 
     def put_model_file(self, version: int, data: bytes) -> None:
@@ -317,29 +320,40 @@ class Session:
 
 @dataclass
 class Services:
-    """Per-process infrastructure shared by all sessions (no per-user data).
-
-    ``locks`` serialises training per session id, so quick successive strokes
-    coalesce instead of competing for the CPU.
-    """
+    """Per-process infrastructure shared by all sessions (no per-user data)."""
 
     settings: object
     store: Store
     feature_cache: object
     models: object = None
-    locks: dict = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def session(self, sid) -> Session:
         if not isinstance(sid, str) or not sid:
             raise SegappError("your session has not started yet; reload the page")
         return Session(self.store, sid)
 
-    def lock(self, sid: str) -> threading.Lock:
-        with self._guard:
-            if len(self.locks) > 10_000:
-                self.locks = {k: v for k, v in self.locks.items() if v.locked()}
-            return self.locks.setdefault(sid, threading.Lock())
+    def lock(self, sid: str, wait: float | None = None):
+        """The session's training lock, shared by every process and host of the deployment.
+
+        Serialises training per session (quick successive strokes coalesce instead
+        of competing for the CPU) across gunicorn workers, background jobs and
+        Celery workers: a Redis lock in distributed mode, a file lock in embedded
+        mode.  ``with services.lock(sid):`` waits (at most ``wait`` s, then
+        :class:`~segapp.store.LockTimeout`); ``.acquire(timeout=0)`` only tries.
+        """
+        return self.store.lock(sid, "train", lease=60.0, wait=wait)
+
+    def job_slot(self, wait: float | None = None):
+        """A turn among the host's background jobs (bounds memory: ``SEGAPP_MAX_JOBS`` at once).
+
+        Embedded mode runs each background job in its own process on the web
+        server's host, so ten sessions starting their first extraction together
+        would run ten at once; this makes them take turns.  In distributed mode
+        the workers' pool size already bounds it: no slot is needed.
+        """
+        if getattr(self.settings, "distributed", False):
+            return contextlib.nullcontext()
+        return self.store.semaphore("jobs", getattr(self.settings, "job_slots", 1), wait=wait)
 
 
 def _class_of(shape: dict, parse) -> int | None:

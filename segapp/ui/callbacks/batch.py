@@ -12,6 +12,7 @@ from ...errors import SegappError
 from .. import ids
 from ..layout import gallery_items
 from ..pipeline import load_model, predict
+from ..remote import features_job_queue, here_holds_features
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
 from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
@@ -92,24 +93,34 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
         PreventUpdate (after a toast) when there is no model.
     """
     sess = services.session(sid)
+    banner_progress(set_progress, APPLYING)(0, "waiting for a free job slot")
     try:
-        seg = load_model(sess, services.models, services.feature_cache)
-        if seg is None:
-            raise SegappError("no model yet: paint two classes and train, or load a model file")
-        version = sess.model_info()["version"]
-        todo = all_keys(sess)
-        report = banner_progress(set_progress, APPLYING)
-        for i, (meta, z, k) in enumerate(todo):
-            name = meta["name"] + (f" · plane {z + 1}" if meta["shape"][0] > 1 else "")
-            report(i / len(todo), name, count=(i + 1, len(todo)))
-            if sess.result_version(k) != version:
-                predict(sess, seg, k, version,
-                        progress=lambda f, i=i, name=name: report((i + f) / len(todo), name, count=(i + 1, len(todo))))
+        with services.job_slot(wait=600):
+            return _apply_all(set_progress, sess, services, notify)
     except SegappError as e:
         notify(str(e), "danger", "Could not apply the model")
         raise PreventUpdate
+
+
+def _apply_all(set_progress, sess, services, notify) -> dict:
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None:
+        raise SegappError("no model yet: paint two classes and train, or load a model file")
+    version = sess.model_info()["version"]
+    todo = all_keys(sess)
+    report = banner_progress(set_progress, APPLYING)
+    for i, (meta, z, k) in enumerate(todo):
+        name = meta["name"] + (f" · plane {z + 1}" if meta["shape"][0] > 1 else "")
+        report(i / len(todo), name, count=(i + 1, len(todo)))
+        if sess.result_version(k) != version:
+            predict(sess, seg, k, version,
+                    progress=lambda f, i=i, name=name: report((i + f) / len(todo), name, count=(i + 1, len(todo))))
+    here_holds_features(services, sess.sid)  # distributed: this worker now has the features of every image
     notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
     return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}
+
+
+apply_all.job_queue = features_job_queue  # distributed: where the session's features are, or a GPU
 
 
 def register(app, services):

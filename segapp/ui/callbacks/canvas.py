@@ -15,6 +15,7 @@ from .. import ids
 from .. import overlay_tiles as OT
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
 from ..pipeline import load_model
+from ..remote import fill_rest
 from ..session import key, split_key
 from .common import callback_spec, valid_session, wire
 
@@ -323,8 +324,8 @@ def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=Non
         return done_out
     version = info["version"]
     todo = OT.plan(sess, seg, k, version, view)
-    if todo:  # the work runs in a thread of this process: ticks stay quick and never overlap
-        OT.ensure_worker(sess, seg, k, version, view)
+    if todo:  # the work runs in a thread where the features are (here, or their worker): ticks stay quick
+        fill_rest(services, sess, seg, k, version, view)
     shown = set((seen or {}).get("tiles", [])) if (seen or {}).get("key") == k and \
         (seen or {}).get("v") == version else set()
     tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes or sess.classes(), view, shown)

@@ -1,10 +1,14 @@
 """Training: live retrain after each stroke, the Train button, background feature extraction, settings.
 
-Quick path (features cached): a plain callback fits and predicts in the web
-process and returns the new overlay PNG, which the browser patches into the figure.
+Quick path (features cached): a plain callback fits and predicts where the
+features are — in the web process (embedded mode) or on the worker that holds
+them (distributed mode, :mod:`segapp.ui.remote`) — and returns the new overlay
+PNG, which the browser patches into the figure.
 Slow path (first extraction for an image/extractor): the quick path meets
 :class:`~segapp.ui.pipeline.FeaturesMissing` and hands over to a background
-callback with a progress bar and a Cancel button.
+callback with a progress bar and a Cancel button (on a GPU worker when one runs).
+Training of one session is serialised across processes and hosts by the
+session lock; a stroke that finds it taken is trained on by the holder.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from dash.exceptions import PreventUpdate
 from ...errors import AnnotationError, ConfigError, SegappError
 from .. import ids
 from ..layout import model_summary, train_hint
-from ..pipeline import (SIGMA_LADDER, FeaturesMissing, OnlyOtherKindPainted, StrictCache, channels_of, fits,
+from ..pipeline import (SIGMA_LADDER, FeaturesMissing, OnlyOtherKindPainted, channels_of, fits,
                         forget_unpainted_model, kind, kind_message, refresh)
+from ..remote import features_job_queue, here_holds_features, quick_refresh
 from ..session import key
 from .batch import APPLYING
 from .canvas import tile_payload
@@ -32,6 +37,9 @@ CANCELLED = {  # banner label (its start) -> what the Cancel toast says
     APPLYING: "Stopped applying the model. The images done so far keep their results.",
     MEASURING: "Measuring cancelled. The last measurements stay in the table.",
 }
+QUICK_LOCK_WAIT_S = 2.0  # a stroke waits this long for the session's training lock, then leaves it to the holder
+JOB_LOCK_WAIT_S = 300.0  # a background job waits this long for it
+CATCH_UP = 3  # trainings one holder of the lock runs at most to take in strokes that arrived meanwhile
 
 
 def _current_key(cur) -> str | None:
@@ -110,28 +118,41 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     if trigger == ids.ANNOT_VERSION and not live:
         return _retrain_out(train_hint("Strokes saved. Press Train (or switch on Live update)."))
     before = sess.model_info()
-    with services.lock(sid):
+    lock = services.lock(sid)
+    if not lock.acquire(timeout=QUICK_LOCK_WAIT_S):  # another stroke, a job or a web process is training it
+        return _retrain_out(train_hint("Training on your earlier strokes; the newest ones follow."))
+    try:
         if trigger == ids.ANNOT_VERSION and annot_version and annot_version.get("rev") != sess.annot_rev():
             raise PreventUpdate  # a newer stroke is on its way: let that one train (debounce)
-        try:
-            out = refresh(sess, StrictCache(services.feature_cache), services.models, k,
-                          retrain=bool(live) or force, force=force, save_in_thread=True, view=view)
-        except FeaturesMissing:
-            running = sess.store.get_json(sid, "state", "extracting")
-            if running and time.time() - running["t"] < STALE_JOB_S and not force:
-                return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
-                                               "it finishes."))
-            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time(), "view": view}
-            return _retrain_out(train_hint("Computing features for the painted and visible tiles, once: later "
-                                           "strokes there reuse them."),
-                                extract_request=request)
-        except OnlyOtherKindPainted as e:  # said where the user looks, not only in the sidebar
-            notify(str(e), "warning", "Paint this kind of image")
-            return _retrain_out(train_hint(str(e)))
-        except AnnotationError as e:
-            if force:
-                raise
-            return _retrain_out(train_hint(str(e)))
+        out = {"trained": False, "predicted": False, "version": None, "done": [], "todo": []}
+        for _ in range(CATCH_UP):  # strokes whose own requests found the lock taken are trained on here
+            rev = sess.annot_rev()
+            try:
+                step = quick_refresh(services, sess, k, retrain=bool(live) or force, force=force, view=view)
+            except FeaturesMissing:
+                running = sess.store.get_json(sid, "state", "extracting")
+                if running and time.time() - running["t"] < STALE_JOB_S and not force:
+                    return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
+                                                   "it finishes."))
+                request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time(),
+                           "view": view}
+                return _retrain_out(train_hint("Computing features for the painted and visible tiles, once: "
+                                               "later strokes there reuse them."), extract_request=request)
+            except OnlyOtherKindPainted as e:  # said where the user looks, not only in the sidebar
+                notify(str(e), "warning", "Paint this kind of image")
+                return _retrain_out(train_hint(str(e)))
+            except AnnotationError as e:
+                if force:
+                    raise
+                return _retrain_out(train_hint(str(e)))
+            trained = out["trained"] or step["trained"]
+            out = {**(step if step["predicted"] else out), "version": step["version"], "trained": trained,
+                   "predicted": out["predicted"] or step["predicted"]}  # the newest prediction is shown
+            force = False
+            if not live or sess.annot_rev() == rev:
+                break
+    finally:
+        lock.release()
     _tell_kind(sess, before, notify)
     if not (out["trained"] or out["predicted"]):
         return _retrain_out(model_summary(sess.model_info()))
@@ -166,25 +187,37 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
     if not request or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
-    progress = banner_progress(set_progress, EXTRACTING)
-    progress(0.0)
+    report = banner_progress(set_progress, EXTRACTING)
+    report(0.0, "waiting for a free job slot")
+    last = [0.0]
+
+    def progress(fraction, detail=""):  # at most 5 updates a second: each one is a write to the job store
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or fraction >= 1:
+            last[0] = now
+            report(fraction, detail)
+
     sess.store.put_json(sid, "state", "extracting", {"t": time.time()})
     before = sess.model_info()
     try:
         force = bool(request.get("force"))
-        for _ in range(3):  # strokes painted while this ran are trained on right away (features now cached)
-            rev = sess.annot_rev()
-            try:
-                refresh(sess, services.feature_cache, services.models, request.get("key"),
-                        retrain=request.get("retrain", True), force=force, progress=progress,
-                        view=request.get("view"))
-            except AnnotationError:
+        with services.job_slot(wait=JOB_LOCK_WAIT_S), services.lock(sid, wait=JOB_LOCK_WAIT_S):
+            report(0.0)
+            for _ in range(CATCH_UP):  # strokes painted while this ran are trained on right away (features cached)
+                rev = sess.annot_rev()
+                try:
+                    refresh(sess, services.feature_cache, services.models, request.get("key"),
+                            retrain=request.get("retrain", True), force=force, progress=progress,
+                            view=request.get("view"))
+                except AnnotationError:
+                    if sess.annot_rev() == rev:
+                        raise
+                    continue
+                finally:
+                    here_holds_features(services, sid)  # distributed: later strokes come to this worker
                 if sess.annot_rev() == rev:
-                    raise
-                continue
-            if sess.annot_rev() == rev:
-                break
-            force = False
+                    break
+                force = False
     except AnnotationError as e:  # live update before two classes are painted: a hint, not an error
         if request.get("force") or isinstance(e, OnlyOtherKindPainted):
             notify(str(e), "warning", "Cannot train yet")
@@ -196,6 +229,9 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
         sess.store.delete(sid, "state", "extracting")
     _tell_kind(sess, before, notify)  # the job's only toast (Dash keeps the last set_props of a job)
     return {"model_version": _version(sess), "train_info": model_summary(sess.model_info())}
+
+
+extract_and_train.job_queue = features_job_queue  # distributed: where the session's features are, or a GPU
 
 
 @callback_spec(output=dict(train_info=Output(ids.TRAIN_INFO, "children", allow_duplicate=True)),
