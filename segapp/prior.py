@@ -41,6 +41,10 @@ from .errors import ConfigError
 
 #: Unpainted pixels predicted to estimate the class shares (all painted images together).
 SAMPLE_ROWS = 30_000
+#: Feature tiles the sample may touch per image: those under the paint, then tiles drawn at random up
+#: to this many (4 MP at the default 1024-px tile), so the first stroke on a huge image does not wait
+#: for all of its features; an image of at most this many tiles is sampled everywhere.
+MAX_TILES = 4
 #: Smallest share a class is estimated at (a class the first fit never predicts keeps some weight).
 MIN_SHARE = 1e-3
 
@@ -103,12 +107,13 @@ def check_scale(scale, n_classes: int) -> np.ndarray:
     return arr
 
 
-def sample_unpainted(labels: list[np.ndarray], n_rows: int = SAMPLE_ROWS,
-                     seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def sample_unpainted(labels: list[np.ndarray], n_rows: int = SAMPLE_ROWS, seed: int = 0,
+                     regions: list[np.ndarray | None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Row/column indices of a fixed random sample of unpainted pixels, per label image.
 
-    The ``n_rows`` are shared among the images in proportion to their unpainted
-    pixels; only images with some paint take part.  Images painted everywhere
+    The ``n_rows`` are shared among the images in proportion to their available
+    pixels (unpainted, and inside ``regions[i]`` when given: a boolean mask, None =
+    everywhere); only images with some paint take part.  Images painted everywhere
     give empty samples.
 
     Examples
@@ -119,21 +124,50 @@ def sample_unpainted(labels: list[np.ndarray], n_rows: int = SAMPLE_ROWS,
     (500, True)
     """
     rng = np.random.default_rng(seed)
-    free = [int(lab.size - np.count_nonzero(lab)) if np.any(lab) else 0 for lab in labels]
+    regions = regions or [None] * len(labels)
+    avail = [(np.asarray(lab) == 0) & (True if reg is None else reg) if np.any(lab) else None
+             for lab, reg in zip(labels, regions)]
+    free = [0 if a is None else int(np.count_nonzero(a)) for a in avail]
     total = sum(free)
     out = []
-    for lab, n_free in zip(labels, free):
+    for lab, reg, a, n_free in zip(labels, regions, avail, free):
         want = 0 if total == 0 else min(n_free, int(round(n_rows * n_free / total)))
-        flat = np.asarray(lab).reshape(-1)
         if want == 0:
             pick = np.zeros(0, np.int64)
-        elif n_free > 4 * want:   # mostly unpainted (the usual case): draw, keep the unpainted ones
-            draw = rng.choice(flat.size, size=min(flat.size, 2 * want + 64), replace=False)
-            pick = draw[flat[draw] == 0][:want]
-            if pick.size < want:
-                pick = rng.choice(np.flatnonzero(flat == 0), size=want, replace=False)
         else:
-            pick = rng.choice(np.flatnonzero(flat == 0), size=want, replace=False)
-        pick = np.sort(pick)
-        out.append(np.unravel_index(pick, lab.shape))
+            flat = a.reshape(-1)
+            if n_free > 4 * want:   # mostly available (the usual case): draw, keep the available ones
+                draw = 2 * want if reg is None else int(2 * want * flat.size / n_free)
+                draw = rng.choice(flat.size, size=min(flat.size, draw + 64), replace=False)
+                pick = draw[flat[draw]][:want]
+                if pick.size < want:
+                    pick = rng.choice(np.flatnonzero(flat), size=want, replace=False)
+            else:
+                pick = rng.choice(np.flatnonzero(flat), size=want, replace=False)
+        out.append(np.unravel_index(np.sort(pick), np.shape(lab)))
     return out
+
+
+def tile_region(grid, lab: np.ndarray, max_tiles: int = MAX_TILES, seed: int = 0) -> np.ndarray | None:
+    """Boolean mask of the tiles of ``grid`` the sample may use: those under the paint, then random
+    others up to ``max_tiles`` (None: the grid has at most ``max_tiles`` tiles, use the whole image).
+
+    Examples
+    --------
+    >>> from segapp.features.tiles import TileGrid
+    >>> lab = np.zeros((100, 100), np.uint8); lab[5, 5] = 1
+    >>> region = tile_region(TileGrid((100, 100), 25, 0, 1), lab, max_tiles=3)
+    >>> int(region.sum()), bool(region[5, 5])
+    (1875, True)
+    """
+    tiles = list(grid)
+    if len(tiles) <= max_tiles:
+        return None
+    painted = set(np.unique(grid.of_pixels(*np.nonzero(lab))).tolist())
+    others = [t for t in range(len(tiles)) if t not in painted]
+    extra = np.random.default_rng(seed).permutation(others)[:max(0, max_tiles - len(painted))]
+    region = np.zeros(np.shape(lab), bool)
+    for t in painted | {int(t) for t in extra}:
+        y0, y1, x0, x1 = grid.box(tiles[t])
+        region[y0:y1, x0:x1] = True
+    return region

@@ -81,7 +81,8 @@ class Segmenter:
     prior_correction : float in [0, 1], optional
         Label-shift correction (:mod:`segapp.prior`): after the fit, a fixed random
         sample of at most ``prior.SAMPLE_ROWS`` unpainted pixels of the painted images
-        is predicted, and from then on each class's probability is multiplied by
+        (of at most ``prior.MAX_TILES`` feature tiles per image, those under the paint
+        first) is predicted, and from then on each class's probability is multiplied by
         ``(predicted share / training share) ** prior_correction`` (then renormalised),
         so classes painted more than they occur are not over-predicted.  0 (or None)
         = off.  Default from :mod:`segapp.defaults`; the strength lives in
@@ -293,11 +294,15 @@ class Segmenter:
         return self
 
     def _prior_correction(self, clf, images, labels, y) -> dict | None:
-        """Class factors from ``clf``'s predictions on a fixed sample of unpainted pixels
-        (features through the tile cache, as prediction reads them); None if none is unpainted."""
-        picks = prior.sample_unpainted([np.asarray(lab) for lab in labels], prior.SAMPLE_ROWS, self.random_state)
-        rows = [self.feature_tiles(img, self.extractor).at(rr, cc)
-                for img, (rr, cc) in zip(images, picks) if rr.size]
+        """Class factors from ``clf``'s predictions on a fixed sample of unpainted pixels (features
+        through the tile cache, as prediction reads them; on an image of more than
+        ``prior.MAX_TILES`` tiles, from the painted tiles and random others up to that many);
+        None if no pixel is unpainted."""
+        labels = [np.asarray(lab) for lab in labels]
+        tiles = [self.feature_tiles(img, self.extractor) for img in images]
+        regions = [prior.tile_region(t.grid, lab, prior.MAX_TILES, self.random_state) for t, lab in zip(tiles, labels)]
+        picks = prior.sample_unpainted(labels, prior.SAMPLE_ROWS, self.random_state, regions)
+        rows = [t.at(rr, cc) for t, (rr, cc) in zip(tiles, picks) if rr.size]
         if not rows:
             return None
         X = np.concatenate(rows)

@@ -193,3 +193,21 @@ def test_malformed_saved_factors_are_refused(rare_class, bad):
                          lambda m: m["classifier"].__setitem__("prior_scale", bad))
     with pytest.raises(ModelFileError, match="prior correction"):
         Segmenter.load(data)
+
+
+def test_sample_on_a_large_image_stays_in_the_painted_tiles_and_a_few_random_ones():
+    from segapp.features.tiles import TileGrid
+
+    lab = np.zeros((400, 400), np.uint8)
+    lab[10:12, 10:90] = 1
+    lab[300:302, 310:390] = 2
+    grid = TileGrid(lab.shape, 100, 0, 1)                  # 16 tiles, paint in 2 of them
+    region = prior.tile_region(grid, lab, max_tiles=4, seed=0)
+    assert region.sum() == 4 * 100 * 100 and region[10, 10] and region[300, 310]
+    assert np.array_equal(region, prior.tile_region(grid, lab, max_tiles=4, seed=0))
+    (rr, cc), = prior.sample_unpainted([lab], n_rows=2000, seed=0, regions=[region])
+    assert rr.size == 2000 and region[rr, cc].all() and (lab[rr, cc] == 0).all()
+    assert prior.tile_region(grid, lab, max_tiles=16) is None          # small enough: everywhere
+    many = lab.copy()
+    many[::100, ::100] = 1                                   # paint in every tile: all of them, no more
+    assert prior.tile_region(grid, many, max_tiles=4).all()

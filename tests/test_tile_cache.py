@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from segapp import prior
 from segapp.features import FeatureCache, get_extractor
 from segapp.features.cache import DiskFeatureCache, TileCache
 from segapp.features.classical import ClassicalFeatures
@@ -60,16 +61,19 @@ def test_both_caches_speak_the_tile_interface(tmp_path):
     assert isinstance(FeatureCache(), TileCache) and isinstance(DiskFeatureCache(tmp_path), TileCache)
 
 
-def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path, counted):
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path, counted, alpha):
     img, lab = textured(), painted((150, 170))
     disk = DiskFeatureCache(tmp_path / "features")
-    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=disk)
+    seg = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=disk, prior_correction=alpha)
     seg.tile = 64
     tiles = seg.feature_tiles(img)
     assert len(tiles.grid) == 9
     seg.fit(img, lab)
     painted_tiles = set(np.unique(tiles.grid.of_pixels(*np.nonzero(lab))).tolist())
-    assert len(counted) == len(painted_tiles) < 9  # training touches only the tiles under the paint
+    # training touches only the tiles under the paint, plus, for the prior correction's sample of
+    # unpainted pixels, random others up to prior.MAX_TILES
+    assert len(counted) == (max(len(painted_tiles), prior.MAX_TILES) if alpha else len(painted_tiles)) < 9
     seg.predict_proba(img, tiles=tiles)
     assert len(counted) == 9  # prediction adds the others, once each
     for k in range(3):  # later strokes: retrain + predict, nothing extracted again
@@ -79,7 +83,8 @@ def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path
         seg.predict_proba(img)
     assert len(counted) == 9
     # another process (a fresh cache object on the same directory, empty memory front) reads the disk
-    other = Segmenter(features="classical", feature_params=FAST, n_estimators=5, cache=DiskFeatureCache(tmp_path / "features"))
+    other = Segmenter(features="classical", feature_params=FAST, n_estimators=5, prior_correction=alpha,
+                      cache=DiskFeatureCache(tmp_path / "features"))
     other.tile = 64
     other.fit(img, lab)
     again = other.feature_tiles(img)
