@@ -211,3 +211,15 @@ def test_sample_on_a_large_image_stays_in_the_painted_tiles_and_a_few_random_one
     many = lab.copy()
     many[::100, ::100] = 1                                   # paint in every tile: all of them, no more
     assert prior.tile_region(grid, many, max_tiles=4).all()
+
+
+def test_web_app_settings_reach_the_segmenter_with_the_default_kinds_and_correction():
+    from segapp.ui.pipeline import segmenter_kwargs
+    from segapp.ui.session import DEFAULT_SETTINGS
+
+    seg = Segmenter(**segmenter_kwargs(DEFAULT_SETTINGS, [{"id": 1, "name": "a", "color": "#000000"}]))
+    classical = seg.extractor.parts[0].params
+    assert classical["features"] == defaults.EXTRACTOR_PARAMS["classical"]["features"]
+    assert [min(classical["sigmas"]), max(classical["sigmas"])] == DEFAULT_SETTINGS["sigmas"]
+    assert seg.prior_correction == defaults.classifier_params()["prior_correction"]
+    assert seg.classifier_params["max_features"] == defaults.classifier_params()["max_features"]
