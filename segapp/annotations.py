@@ -16,6 +16,12 @@ Rasterisation rules (:func:`shapes_to_labels`):
   by width/2 on every side (the outline stroke plotly draws; square corners for rect).
 - later shapes overwrite earlier ones; class 0 is the eraser (its pixels go back to 0).
 - everything is clipped to the image.
+
+Limits (:mod:`segapp.limits`): class ids 0..255 (label images are uint8), at most
+``MAX_SHAPES`` shapes and ``MAX_POINTS`` vertices per image, ``MAX_STROKE_POINTS`` per
+path; NaN/infinite coordinates are refused, finite ones beyond +-1e9 clamped, and a brush
+wider than twice the image diagonal is narrowed to that (it paints the same pixels), so
+no payload makes rasterising slow.
 """
 from __future__ import annotations
 
@@ -27,11 +33,12 @@ import numpy as np
 from skimage.draw import line as _bresenham
 
 from .errors import AnnotationError
-
-MAX_CLASS_ID = 65535
+from .limits import (MAX_CLASS_ID, MAX_PATH_CHARS, MAX_POINTS, MAX_SHAPES, MAX_STROKE_POINTS, clamp_coordinate,
+                     max_stroke_width)
 _CHUNK = 48  # long segments are rasterised in pieces so each bounding box stays small
 _TOKEN = re.compile(r"\s*,?\s*(?:([MmLlHhVvZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))")
-_EDIT_KEY = re.compile(r"^shapes\[(\d+)\](?:\.(.+))?$")
+_EDIT_KEY = re.compile(r"^shapes\[(\d{1,9})\](?:\.(.+))?$")
+_ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 def shape_name(class_id: int, width: float) -> str:
@@ -61,6 +68,10 @@ def parse_shape_name(name) -> tuple[int, float | None]:
     >>> parse_shape_name("class=1")
     (1, None)
     """
+    if name is not None and not isinstance(name, str):
+        raise AnnotationError(f"shape name must be text, got {type(name).__name__}")
+    if name and len(name) > 200:
+        raise AnnotationError("shape name is too long (expected 'class=<id>;width=<px>')")
     fields = {}
     for part in str(name or "").split(";"):
         key, sep, value = part.partition("=")
@@ -69,19 +80,21 @@ def parse_shape_name(name) -> tuple[int, float | None]:
     if "class" not in fields:
         raise AnnotationError(f"shape has no class (name {name!r}; expected 'class=<id>;width=<px>')")
     try:
-        class_id = int(fields["class"])
+        class_id = int(fields["class"]) if len(fields["class"]) <= 12 else None
     except ValueError:
-        raise AnnotationError(f"shape class {fields['class']!r} is not an integer") from None
+        class_id = None
+    if class_id is None:
+        raise AnnotationError(f"shape class {fields['class'][:20]!r} is not an integer")
     if not 0 <= class_id <= MAX_CLASS_ID:
         raise AnnotationError(f"shape class {class_id} is outside 0..{MAX_CLASS_ID}")
     if "width" not in fields:
         return class_id, None
     try:
-        width = float(fields["width"])
+        width = float(fields["width"]) if len(fields["width"]) <= 40 else float("nan")
     except ValueError:
         width = float("nan")
     if not (math.isfinite(width) and width > 0):
-        raise AnnotationError(f"shape width {fields['width']!r} is not a positive number")
+        raise AnnotationError(f"shape width {fields['width'][:20]!r} is not a positive number")
     return class_id, width
 
 
@@ -97,6 +110,10 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
     >>> parse_path("M 0 0 h 2 v 3")[0][0].tolist()
     [[0.0, 0.0], [2.0, 0.0], [2.0, 3.0]]
     """
+    if path is not None and not isinstance(path, str):
+        raise AnnotationError(f"path must be text, got {type(path).__name__}")
+    if path and len(path) > MAX_PATH_CHARS:
+        raise AnnotationError(f"path is {len(path):,} characters long; at most {MAX_PATH_CHARS:,} are drawn")
     text = str(path or "").strip().rstrip(",").rstrip()
     tokens, pos = [], 0
     while pos < len(text):
@@ -104,8 +121,16 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
         if not m or m.end() == pos:
             bad = text[pos:].lstrip(" ,")[:1]
             raise AnnotationError(f"unsupported path command {bad!r} (only M, L, H, V and Z are drawn)")
-        tokens.append(m.group(1) or float(m.group(2)))
+        if m.group(1):
+            tokens.append(m.group(1))
+        else:
+            value = float(m.group(2))
+            if not math.isfinite(value):
+                raise AnnotationError(f"path has a coordinate out of range ({m.group(2)[:20]})")
+            tokens.append(clamp_coordinate(value))
         pos = m.end()
+    if sum(1 for t in tokens if not isinstance(t, str)) > 2 * MAX_STROKE_POINTS:
+        raise AnnotationError(f"path has more than {MAX_STROKE_POINTS:,} points; draw shorter strokes")
     subpaths, points, cmd = [], [], None
     cur = start = (0.0, 0.0)
     i, started = 0, False
@@ -128,12 +153,14 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
         i += need
         rel = cmd.islower()
         x, y = cur
+        args = [clamp_coordinate(a) for a in args]
         if cmd in "Hh":
             x = args[0] + (x if rel else 0)
         elif cmd in "Vv":
             y = args[0] + (y if rel else 0)
         else:
             x, y = (args[0] + x, args[1] + y) if rel else (args[0], args[1])
+        x, y = clamp_coordinate(x), clamp_coordinate(y)
         if cmd in "Mm":
             if points:
                 subpaths.append((np.array(points), False))
@@ -236,33 +263,85 @@ def _fill_polygon(out, rings, value) -> None:
 def _coords(shape, keys, i) -> list[float]:
     try:
         vals = [float(shape[k]) for k in keys]
-    except (KeyError, TypeError, ValueError):
-        raise AnnotationError(f"shape {i} ({shape.get('type')}) needs numeric {', '.join(keys)}") from None
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise AnnotationError(f"shape {i} ({str(shape.get('type'))[:20]}) needs numeric "
+                              f"{', '.join(keys)}") from None
     if not all(map(math.isfinite, vals)):
-        raise AnnotationError(f"shape {i} ({shape.get('type')}) has non-finite coordinates")
-    return vals
+        raise AnnotationError(f"shape {i} ({str(shape.get('type'))[:20]}) has non-finite coordinates")
+    return [clamp_coordinate(v) for v in vals]
 
 
-def _draw(out, shape, i, value, r) -> None:
+def _geometry(shape: dict, i: int):
+    """``(kind, geometry, n_points)``: parsed subpaths of a path, ``x0, y0, x1, y1`` of the others."""
     kind = shape.get("type") or ("path" if "path" in shape else "rect")
-    h, w = out.shape
     if kind == "path":
         subpaths = parse_path(shape.get("path"))
-        rings = [pts for pts, closed in subpaths if closed and len(pts) >= 3]
+        return kind, subpaths, sum(len(p) for p, _ in subpaths)
+    if kind in ("line", "rect", "circle"):
+        return kind, _coords(shape, ("x0", "y0", "x1", "y1"), i), 2
+    raise AnnotationError(f"shape {i} has unsupported type {str(kind)[:20]!r} (use path, rect, circle or line)")
+
+
+def check_shape(shape, i: int = 0, *, default_width: float = 3) -> tuple[int, float, str, object, int]:
+    """Validate one shape: ``(class_id, width, kind, geometry, n_points)``, or AnnotationError.
+
+    Examples
+    --------
+    >>> check_shape({"type": "path", "path": "M0,0L4,0", "name": "class=2;width=5"})[:3]
+    (2, 5.0, 'path')
+    >>> check_shape({"type": "path", "path": "M0,0L1e309,0", "name": "class=2"})
+    Traceback (most recent call last):
+    ...
+    segapp.errors.AnnotationError: shape 0: path has a coordinate out of range (1e309)
+    """
+    if not isinstance(shape, dict):
+        raise AnnotationError(f"shape {i} is not an object")
+    try:
+        class_id, width = parse_shape_name(shape.get("name"))
+        kind, geom, n = _geometry(shape, i)
+    except AnnotationError as exc:
+        if str(exc).startswith(f"shape {i} "):
+            raise
+        raise AnnotationError(f"shape {i}: {exc}") from None
+    return class_id, default_width if width is None else width, kind, geom, n
+
+
+def split_valid(shapes, *, default_width: float = 3) -> tuple[list[dict], list[str]]:
+    """``(usable shapes, one message per unusable shape)``: for callers that keep what they can.
+
+    Examples
+    --------
+    >>> ok, bad = split_valid([{"path": "M0,0L1,1", "name": "class=1"}, {"path": "M0,0", "name": "class=-1"}])
+    >>> len(ok), bad
+    (1, ['shape 1: shape class -1 is outside 0..255'])
+    """
+    ok, bad = [], []
+    for i, shape in enumerate(shapes if isinstance(shapes, list) else []):
+        try:
+            check_shape(shape, i, default_width=default_width)
+            ok.append(shape)
+        except AnnotationError as exc:
+            bad.append(str(exc))
+    return ok, bad
+
+
+def _draw(out, kind: str, geom, value, r) -> None:
+    h, w = out.shape
+    if kind == "path":
+        rings = [pts for pts, closed in geom if closed and len(pts) >= 3]
         if rings:  # even-odd across all closed subpaths: an inner ring is a hole
             _fill_polygon(out, rings, value)
-        for pts, closed in subpaths:
+        for pts, closed in geom:
             _stroke(out, np.vstack([pts, pts[:1]]) if closed else pts, r, value)
-    elif kind == "line":
-        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
+        return
+    x0, y0, x1, y1 = geom
+    if kind == "line":
         _stroke(out, [(x0, y0), (x1, y1)], r, value)
     elif kind == "rect":
-        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
         c0, c1 = _span(min(x0, x1) - r, max(x0, x1) + r, w)
         r0, r1 = _span(min(y0, y1) - r, max(y0, y1) + r, h)
         out[r0:r1 + 1, c0:c1 + 1] = value
-    elif kind == "circle":
-        x0, y0, x1, y1 = _coords(shape, ("x0", "y0", "x1", "y1"), i)
+    else:  # circle
         cx, cy, ax, ay = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2 + r, abs(y1 - y0) / 2 + r
         c0, c1 = _span(cx - ax, cx + ax, w)
         r0, r1 = _span(cy - ay, cy + ay, h)
@@ -271,8 +350,6 @@ def _draw(out, shape, i, value, r) -> None:
         xs = (np.arange(c0, c1 + 1) - cx)[None, :] / ax
         ys = (np.arange(r0, r1 + 1) - cy)[:, None] / ay
         out[r0:r1 + 1, c0:c1 + 1][xs * xs + ys * ys <= 1 + 1e-9] = value
-    else:
-        raise AnnotationError(f"shape {i} has unsupported type {kind!r} (use path, rect, circle or line)")
 
 
 def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarray:
@@ -289,7 +366,13 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarra
 
     Returns
     -------
-    ndarray, (H, W), uint8 (uint16 when a class id exceeds 255)
+    ndarray, (H, W), uint8
+
+    Raises
+    ------
+    AnnotationError
+        A shape is malformed (see :func:`check_shape`), or there are more shapes or points
+        than the limits allow.
 
     Examples
     --------
@@ -304,24 +387,19 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarra
     h, w = int(shape_hw[0]), int(shape_hw[1])
     if h <= 0 or w <= 0:
         raise AnnotationError(f"image shape must be positive, got {h} x {w}")
-    parsed = []
-    for i, shape in enumerate(shapes or []):
-        if not isinstance(shape, dict):
-            raise AnnotationError(f"shape {i} is not a dict")
-        try:
-            class_id, width = parse_shape_name(shape.get("name"))
-        except AnnotationError as exc:
-            raise AnnotationError(f"shape {i}: {exc}") from None
-        parsed.append((shape, class_id, default_width if width is None else width))
-    top = max((c for _, c, _ in parsed), default=0)
-    out = np.zeros((h, w), np.uint8 if top < 256 else np.uint16)
-    for i, (shape, class_id, width) in enumerate(parsed):
-        try:
-            _draw(out, shape, i, class_id, float(width) / 2)
-        except AnnotationError as exc:
-            if str(exc).startswith(f"shape {i} "):
-                raise
-            raise AnnotationError(f"shape {i}: {exc}") from None
+    shapes = [] if shapes is None else shapes
+    if not isinstance(shapes, (list, tuple)):
+        raise AnnotationError(f"shapes must be a list, got {type(shapes).__name__}")
+    if len(shapes) > MAX_SHAPES:
+        raise AnnotationError(f"{len(shapes):,} shapes on one image; at most {MAX_SHAPES:,} (clear some strokes)")
+    parsed = [check_shape(shape, i, default_width=default_width) for i, shape in enumerate(shapes)]
+    points = sum(p[4] for p in parsed)
+    if points > MAX_POINTS:
+        raise AnnotationError(f"the strokes on this image have {points:,} points; at most {MAX_POINTS:,}")
+    out = np.zeros((h, w), np.uint8)
+    r_max = max_stroke_width((h, w)) / 2
+    for class_id, width, kind, geom, _ in parsed:
+        _draw(out, kind, geom, class_id, min(float(width) / 2, r_max))
     return out
 
 
@@ -332,19 +410,43 @@ def apply_relayout(shapes, relayout_data) -> list[dict]:
     e.g. ``"shapes[0].line.width"``) edits one shape; ``"shapes[i]"`` replaces it, or deletes
     it when the value is None.  Other keys (zoom, pan, dragmode, ...) are ignored.
 
+    Raises
+    ------
+    AnnotationError
+        The event is malformed: not an object, ``shapes`` not a list of objects, an edit of a
+        shape that does not exist, of a key that is not a name, or below a value that is not an
+        object, or more shapes than :data:`segapp.limits.MAX_SHAPES`.
+
     Examples
     --------
     >>> old = [{"type": "rect", "x0": 0, "y0": 0, "x1": 2, "y1": 2, "name": "class=1"}]
     >>> new = apply_relayout(old, {"shapes[0].x1": 5, "xaxis.range[0]": 3})
     >>> new[0]["x1"], old[0]["x1"]
     (5, 2)
+    >>> apply_relayout(old, {"shapes": "abc"})
+    Traceback (most recent call last):
+    ...
+    segapp.errors.AnnotationError: the drawing event is malformed: 'shapes' must be a list of shapes, got str
     """
-    data = relayout_data or {}
-    result = copy.deepcopy(list(data["shapes"] if "shapes" in data else shapes or []))
+    data = {} if relayout_data is None else relayout_data
+    if not isinstance(data, dict):
+        raise AnnotationError(f"the drawing event is malformed: expected an object, got {type(data).__name__}")
+    if "shapes" in data:
+        base = data["shapes"]
+        if not isinstance(base, list) or not all(isinstance(x, dict) for x in base):
+            what = type(base).__name__ if not isinstance(base, list) else "a list holding non-shapes"
+            raise AnnotationError(f"the drawing event is malformed: 'shapes' must be a list of shapes, got {what}")
+    else:
+        base = shapes or []
+    if len(base) > MAX_SHAPES:
+        raise AnnotationError(f"{len(base):,} shapes on one image; at most {MAX_SHAPES:,} (clear some strokes)")
+    result = copy.deepcopy(list(base))
     deleted = set()
     for key, value in data.items():
-        m = _EDIT_KEY.match(key)
+        m = _EDIT_KEY.match(key) if isinstance(key, str) else None
         if not m:
+            if isinstance(key, str) and key.startswith("shapes") and key != "shapes":
+                raise AnnotationError(f"the drawing event is malformed: unknown key {key[:40]!r}")
             continue
         i, attr = int(m.group(1)), m.group(2)
         if i >= len(result):
@@ -352,12 +454,20 @@ def apply_relayout(shapes, relayout_data) -> list[dict]:
         if attr is None:
             if value is None:
                 deleted.add(i)
-            else:
+            elif isinstance(value, dict):
                 result[i] = copy.deepcopy(value)
+            else:
+                raise AnnotationError(f"the drawing event is malformed: shape {i} must be an object, "
+                                      f"got {type(value).__name__}")
             continue
-        target = result[i]
         *parents, leaf = attr.split(".")
+        if len(parents) > 3 or not all(_ATTR.match(p) for p in (*parents, leaf)):
+            raise AnnotationError(f"the drawing event is malformed: cannot edit {key[:40]!r}")
+        target = result[i]
         for part in parents:
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise AnnotationError(f"the drawing event is malformed: {key[:40]!r} edits inside a "
+                                      f"{type(target).__name__}")
         target[leaf] = copy.deepcopy(value)
     return [s for i, s in enumerate(result) if i not in deleted]

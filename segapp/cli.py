@@ -1,7 +1,9 @@
 """Command line: ``python -m segapp train | predict | evaluate | features | worker | config``.
 
-User errors (bad files, empty annotations, foreign model files) print one line
-``segapp: error: ...`` to stderr and exit with status 2; never a traceback.
+User errors (bad files, empty annotations, foreign model files, bad options, unreadable
+or unwritable paths) print exactly one line ``segapp: error: ...`` to stderr and exit with
+status 2; never a traceback, and no library warning lines before it (Python warnings are
+off unless ``-W``/``PYTHONWARNINGS`` asks for them; library log records go nowhere).
 
 Examples
 --------
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SegappError
+from .errors import ConfigError, SegappError
 
 
 def _progress(label: str):
@@ -47,7 +51,8 @@ def cmd_train(args) -> int:
         if lab.shape != im.shape[:2]:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
                               f"{im.shape[1]}x{im.shape[0]}")
-    params = json.loads(args.feature_params) if args.feature_params else None
+    params = _feature_params(args.feature_params)
+    _check_forest_options(args)
     seg = Segmenter(features=args.features, feature_params=params, n_estimators=args.trees,
                     max_depth=args.depth, max_samples=args.max_samples,
                     class_weight="balanced" if args.balanced else None, normalization={"method": args.normalization})
@@ -59,6 +64,33 @@ def cmd_train(args) -> int:
         info["auto"] = {"chosen": seg.auto_report["chosen"], "reason": seg.auto_report["reason"]}
     print(json.dumps(info))
     return 0
+
+
+def _feature_params(text: str | None) -> dict | None:
+    """``--feature-params`` as a dict (one-line ConfigError when it is not a JSON object)."""
+    from . import jsonguard
+
+    if not text:
+        return None
+    try:
+        params = jsonguard.loads(text, max_bytes=100_000)
+    except ValueError as e:
+        raise ConfigError(f"--feature-params is not valid JSON ({' '.join(str(e).split())[:80]})") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"--feature-params must be a JSON object such as '{{\"sigmas\": [1, 2, 4]}}', "
+                          f"got {type(params).__name__}")
+    return params
+
+
+def _check_forest_options(args) -> None:
+    from .limits import MAX_TREE_DEPTH, MAX_TREES
+
+    if not 1 <= args.trees <= MAX_TREES:
+        raise ConfigError(f"--trees must be 1..{MAX_TREES}, got {args.trees}")
+    if not 0 <= args.depth <= MAX_TREE_DEPTH:
+        raise ConfigError(f"--depth must be 0 (unlimited) or up to {MAX_TREE_DEPTH}, got {args.depth}")
+    if not 0 < args.max_samples <= 1:
+        raise ConfigError(f"--max-samples must be a fraction in (0, 1], got {args.max_samples}")
 
 
 def cmd_predict(args) -> int:
@@ -124,8 +156,15 @@ def cmd_config(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage text is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"segapp: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m segapp", description="Pixel-classification segmentation.")
+    p = _Parser(prog="python -m segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from images and label images")
@@ -171,17 +210,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_libraries() -> None:
+    """No warning lines from libraries on stderr: the CLI says what went wrong in one line."""
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def _error(message) -> int:
+    print(f"segapp: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command != "worker":  # a worker configures Celery's logging itself
+        _quiet_libraries()
     try:
         return args.func(args)
     except SegappError as e:
-        print(f"segapp: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
     except FileNotFoundError as e:
-        print(f"segapp: error: no such file: {e.filename}", file=sys.stderr)
-        return 2
+        return _error(f"no such file: {e.filename}")
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        return _error(f"{e.strerror}: {e.filename}")
+    except OSError as e:
+        return _error(f"{e.strerror or type(e).__name__}" + (f": {e.filename}" if e.filename else ""))
+    except MemoryError:
+        return _error("not enough memory (try smaller images, or lower SEGAPP_MAX_IMAGE_MB)")
     except KeyboardInterrupt:
         print("segapp: interrupted", file=sys.stderr)
         return 130

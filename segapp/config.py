@@ -10,8 +10,13 @@ variable                        default                       meaning
 ``SEGAPP_DATA_DIR``             ``./.segapp/data``            session store directory (embedded mode)
 ``SEGAPP_CACHE_DIR``            ``./.segapp/cache``           diskcache + feature cache directory (shared
                                                               by the web server and the workers)
-``SEGAPP_MAX_PIXELS``           ``100000000``                 largest accepted image (pixels per plane)
+``SEGAPP_MAX_PIXELS``           ``100000000``                 largest accepted image (pixels, all planes)
+``SEGAPP_MAX_IMAGE_MB``         ``1024``                      largest decoded image (pixels x channels x
+                                                              planes x bytes per sample)
+``SEGAPP_MAX_PLANES``           ``1000``                      most planes (pages, z, t) of one image
+``SEGAPP_MAX_CHANNELS``         ``16``                        most channels of one image
 ``SEGAPP_MAX_UPLOAD_MB``        ``200``                       largest accepted upload
+``SEGAPP_MAX_MODEL_MB``         ``256``                       largest accepted model file
 ``SEGAPP_SESSION_TTL``          ``604800``                    seconds a session's data lives after its
                                                               last write
 ``SEGAPP_QUEUES``               ``default``                   queues a worker consumes (``gpu,default``)
@@ -54,7 +59,9 @@ from .errors import ConfigError
 #: Environment variable of each setting (the documented interface; tests check docs and compose against it).
 ENV_VARS = {
     "host": "HOST", "port": "PORT", "redis_url": "REDIS_URL", "data_dir": "SEGAPP_DATA_DIR",
-    "cache_dir": "SEGAPP_CACHE_DIR", "max_pixels": "SEGAPP_MAX_PIXELS", "max_upload_mb": "SEGAPP_MAX_UPLOAD_MB",
+    "cache_dir": "SEGAPP_CACHE_DIR", "max_pixels": "SEGAPP_MAX_PIXELS", "max_image_mb": "SEGAPP_MAX_IMAGE_MB",
+    "max_planes": "SEGAPP_MAX_PLANES", "max_channels": "SEGAPP_MAX_CHANNELS", "max_upload_mb": "SEGAPP_MAX_UPLOAD_MB",
+    "max_model_mb": "SEGAPP_MAX_MODEL_MB",
     "session_ttl": "SEGAPP_SESSION_TTL", "queues": "SEGAPP_QUEUES", "task_time_limit": "SEGAPP_TASK_TIME_LIMIT",
     "weights_dir": "SEGAPP_WEIGHTS_DIR", "secret_key": "SEGAPP_SECRET_KEY",
     "result_expires": "SEGAPP_RESULT_EXPIRES", "visibility_timeout": "SEGAPP_VISIBILITY_TIMEOUT",
@@ -120,7 +127,11 @@ class Settings:
     data_dir: Path = Path(".segapp/data")
     cache_dir: Path = Path(".segapp/cache")
     max_pixels: int = 100_000_000
+    max_image_mb: int = 1024
+    max_planes: int = 1000
+    max_channels: int = 16
     max_upload_mb: int = 200
+    max_model_mb: int = 256
     session_ttl: int = 7 * 24 * 3600
     queues: tuple[str, ...] = ("default",)
     task_time_limit: int = 1800
@@ -165,7 +176,11 @@ class Settings:
             data_dir=Path(env.get("SEGAPP_DATA_DIR") or ".segapp/data"),
             cache_dir=Path(env.get("SEGAPP_CACHE_DIR") or ".segapp/cache"),
             max_pixels=_int(env, "SEGAPP_MAX_PIXELS", 100_000_000),
+            max_image_mb=_int(env, "SEGAPP_MAX_IMAGE_MB", 1024),
+            max_planes=_int(env, "SEGAPP_MAX_PLANES", 1000),
+            max_channels=_int(env, "SEGAPP_MAX_CHANNELS", 16),
             max_upload_mb=_int(env, "SEGAPP_MAX_UPLOAD_MB", 200),
+            max_model_mb=_int(env, "SEGAPP_MAX_MODEL_MB", 256),
             session_ttl=_int(env, "SEGAPP_SESSION_TTL", 7 * 24 * 3600),
             queues=parse_queues(env.get("SEGAPP_QUEUES", "default")),
             task_time_limit=_int(env, "SEGAPP_TASK_TIME_LIMIT", 1800),

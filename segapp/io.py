@@ -1,19 +1,31 @@
 """Image input/output: read and validate images, stacks and label images; write results.
 
 Readers take a path, ``bytes`` or a binary file object and return numpy arrays.  TIFF files
-go through tifffile (Pillow when a compression needs the absent ``imagecodecs``); PNG, JPEG
-and the other Pillow formats through Pillow (first frame only).  Every problem a user can
-cause raises :class:`~segapp.errors.ImageReadError` with a one-line message naming the file.
+go through tifffile (Pillow when a compression needs the absent ``imagecodecs``); PNG, JPEG,
+BMP, GIF, WebP and PPM through Pillow (first frame only; no other Pillow format is tried).
+Every problem a user can cause raises :class:`~segapp.errors.ImageReadError` with a one-line
+message naming the file.
 
-Decisions: the image size is checked against ``max_pixels`` (all planes together) from the
-header, before pixels are decoded; CMYK and YCbCr images are converted to RGB; alpha is
-dropped; 16-bit *RGB* PNGs are read as 8-bit (a Pillow limitation; use TIFF for 16-bit colour).
+What a file may cost (:mod:`segapp.limits`) is checked from its header before any pixel is
+decoded: pixels (all planes together), planes, channels and decoded bytes (pixels x channels
+x planes x bytes per sample); TIFF pages are counted without parsing them all.  While
+decoding, no compressed strip may inflate past the size its header declares, and all of
+them together past twice the decoded-size limit (decompression bombs).
+
+Decisions: CMYK and YCbCr images are converted to RGB; alpha is dropped; 16-bit *RGB* PNGs
+are read as 8-bit (a Pillow limitation; use TIFF for 16-bit colour).
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io as _io
+import logging
+import lzma
 import os
+import struct
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +33,89 @@ import tifffile
 from PIL import Image, ImageSequence
 
 from .errors import ConfigError, ImageReadError
+from .limits import Limits, check_image_cost, default_limits, human_bytes
 
 DEFAULT_MAX_PIXELS = 100_000_000
 NORMALIZE_METHODS = ("percentile", "minmax", "dtype", "none")
 _STAT_SAMPLES = 1 << 20  # percentiles of larger channels come from an even subsample
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"),
           (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
+# Pillow formats tried for files that are not TIFF; others (EPS runs Ghostscript, PSD, ICNS, ...) are refused
+PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM")
+# tifffile's warnings about odd files are noise once segapp refuses the file with its own message:
+# a NullHandler keeps them off stderr (logging's last resort) while servers may still route them to a log
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 class _NeedsPillow(Exception):
     """tifffile lacks a codec for this TIFF; Pillow (libtiff) may have it."""
+
+
+class _OverBudget(Exception):
+    """Decompressed segments exceed the decoded size the header promised (a decompression bomb)."""
+
+
+# -- decoding that cannot inflate past what the header promised -------------------------------
+# tifffile's built-in zlib/lzma/packbits decoders inflate a strip completely, however large it
+# gets, and only then cut it to the strip's size: a 1 MB strip can become 1 GiB.  These stop at
+# the expected size (``out``, passed by tifffile) and charge every decoded byte to a budget.
+_budget: contextvars.ContextVar = contextvars.ContextVar("segapp_decode_budget", default=None)
+
+
+def _expected(out) -> int | None:
+    return out if isinstance(out, int) and out > 0 else None
+
+
+def _charge(n: int) -> None:
+    left = _budget.get()
+    if left is not None:
+        left[0] -= n
+        if left[0] < 0:
+            raise _OverBudget
+
+
+def _zlib_bounded(data, out=None):
+    limit = _expected(out)
+    d = zlib.decompressobj()
+    res = d.decompress(bytes(data), limit or (_budget.get() or [1 << 31])[0] + 1)
+    _charge(len(res))
+    return res
+
+
+def _lzma_bounded(data, out=None):
+    limit = _expected(out)
+    res = lzma.LZMADecompressor().decompress(bytes(data), max_length=limit or (_budget.get() or [1 << 31])[0] + 1)
+    _charge(len(res))
+    return res
+
+
+def _packbits_bounded(data, out=None):
+    limit = _expected(out) or (_budget.get() or [1 << 31])[0] + 1
+    data, res, i, n = bytes(data), bytearray(), 0, len(data)
+    while i < n and len(res) < limit:
+        h = data[i]
+        i += 1
+        if h < 128:
+            res += data[i:i + h + 1]
+            i += h + 1
+        elif h > 128:
+            res += data[i:i + 1] * (257 - h)
+            i += 1
+    _charge(len(res))
+    return bytes(res[:limit])
+
+
+def _install_bounded_codecs() -> bool:
+    codecs = getattr(tifffile.TIFF.DECOMPRESSORS, "_codecs", None)
+    if not isinstance(codecs, dict):  # pragma: no cover - tifffile changed: compressed TIFFs go to Pillow
+        return False
+    codecs.update({8: _zlib_bounded, 32946: _zlib_bounded, 50013: _zlib_bounded, 34925: _lzma_bounded,
+                   32773: _packbits_bounded})
+    return True
+
+
+_BOUNDED = _install_bounded_codecs()
+_SAFE_TIFF_COMPRESSIONS = {1, 8, 32946, 50013, 34925, 32773}
 
 
 def _fail(name: str | None, reason: str) -> ImageReadError:
@@ -38,64 +123,103 @@ def _fail(name: str | None, reason: str) -> ImageReadError:
     return ImageReadError(f"cannot read {name!r}: {reason}" if name else f"cannot read image: {reason}")
 
 
-def _read_source(source, name: str | None) -> tuple[bytes, str | None]:
+def _limits(limits: Limits | None, max_pixels: int | None) -> Limits:
+    lim = limits or default_limits()
+    return lim if max_pixels is None else replace(lim, max_pixels=int(max_pixels))
+
+
+def _read_source(source, name: str | None, max_bytes: int) -> tuple[bytes, str | None]:
+    too_big = f"the file is larger than {human_bytes(max_bytes)} (SEGAPP_MAX_IMAGE_MB, SEGAPP_MAX_UPLOAD_MB)"
     if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > max_bytes:
+            raise _fail(name, too_big)
         return bytes(source), name
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = name or path.name
         try:
-            return path.read_bytes(), name
+            if path.is_dir():
+                raise _fail(name, "this is a folder, not an image file")
+            with open(path, "rb") as fh:
+                data = fh.read(max_bytes + 1)
         except FileNotFoundError:
             raise _fail(name, "no such file") from None
         except OSError as exc:
             raise _fail(name, exc.strerror or exc) from None
+        if len(data) > max_bytes:
+            raise _fail(name, too_big)
+        return data, name
     if hasattr(source, "read"):
         fname = getattr(source, "name", None)
         name = name or (Path(fname).name if isinstance(fname, str) else None)
-        data = None if isinstance(source, _io.TextIOBase) else source.read()
+        data = None if isinstance(source, _io.TextIOBase) else source.read(max_bytes + 1)
         if not isinstance(data, (bytes, bytearray)):
             raise _fail(name, "file object was opened in text mode; open it with 'rb'")
+        if len(data) > max_bytes:
+            raise _fail(name, too_big)
         return bytes(data), name
     raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
 
 
-def _check_size(name, width: int, height: int, planes: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0 or planes <= 0:
-        raise _fail(name, f"image has no pixels ({width} x {height})")
-    total = width * height * planes
-    if total > max_pixels:
-        dims = f"{width} x {height}" + (f" x {planes} planes" if planes > 1 else "")
-        raise _fail(name, f"image too large: {dims} = {total:,} pixels exceeds the limit of "
-                          f"{max_pixels:,} (max_pixels)")
-
-
-def _decode(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
+def _decode(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
     """Decode to a raw (Z, H, W, C) array; with ``labels`` palette indices are kept."""
     if not data:
         raise _fail(name, "the file is empty")
     kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
+    token = _budget.set([2 * limits.max_image_bytes])  # every decoded byte counts, whatever the header said
     try:
         if kind == "TIFF":
             try:
-                return _decode_tiff(data, name, max_pixels, labels)
+                return _decode_tiff(data, name, limits, labels)
             except _NeedsPillow:
                 pass
-        return _decode_pillow(data, name, max_pixels, labels, kind)
+        return _decode_pillow(data, name, limits, labels, kind)
     except ImageReadError:
         raise
+    except _OverBudget:
+        raise _fail(name, "the compressed pixel data inflates to more than the image size it declares "
+                          "(a decompression bomb)") from None
     except Image.DecompressionBombError as exc:
         raise _fail(name, f"image too large (decompression-bomb guard: {exc})") from None
     except MemoryError:
         raise _fail(name, "not enough memory to decode the image") from None
+    except RecursionError:
+        raise _fail(name, f"corrupt {kind or 'image'} file (structure nested too deeply)") from None
     except Exception as exc:  # decoders raise many types on corrupt input
         if kind:
             raise _fail(name, f"truncated or corrupt {kind} file ({type(exc).__name__}: {exc})") from None
         what = "a PDF document, not an image" if data.startswith(b"%PDF") else "not a recognised image format"
         raise _fail(name, f"{what} (expected PNG, JPEG or TIFF)") from None
+    finally:
+        _budget.reset(token)
 
 
-def _decode_tiff(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
+def _tiff_page_count(data: bytes, limit: int) -> int:
+    """Pages in the main IFD chain, counting at most ``limit + 1`` (tifffile would read them all)."""
+    bo = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    fmt_off, fmt_n, head, entry = ("Q", "Q", 8, 20) if big else ("I", "H", 4, 12)
+    try:
+        off = struct.unpack_from(bo + fmt_off, data, 8 if big else 4)[0]
+        seen, n = set(), 0
+        while off and n <= limit and off not in seen and off + 8 <= len(data):
+            seen.add(off)
+            count = struct.unpack_from(bo + fmt_n, data, off)[0]
+            nxt = off + struct.calcsize(fmt_n) + count * entry
+            if nxt + head > len(data):
+                break
+            off = struct.unpack_from(bo + fmt_off, data, nxt)[0]
+            n += 1
+        return n
+    except struct.error:
+        return 0
+
+
+def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
+    max_pages = limits.max_planes * max(1, limits.max_channels)
+    if _tiff_page_count(data, max_pages) > max_pages:
+        raise _fail(name, f"the TIFF has more than {max_pages:,} pages; at most {limits.max_planes:,} planes "
+                          f"of {limits.max_channels} channels are accepted (SEGAPP_MAX_PLANES, SEGAPP_MAX_CHANNELS)")
     with tifffile.TiffFile(_io.BytesIO(data)) as tf:
         series = tf.series[0]
         axes, shape = series.axes, tuple(series.shape)
@@ -105,26 +229,30 @@ def _decode_tiff(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray
         other = [i for i, a in enumerate(axes) if a not in "YXCS"]
         chan = [i for i, a in enumerate(axes) if a in "CS"]
         planes = int(np.prod([shape[i] for i in other], dtype=np.int64))
-        _check_size(name, size["X"], size["Y"], planes, max_pixels)
+        nchan = int(np.prod([shape[i] for i in chan], dtype=np.int64))
         if series.dtype is not None and series.dtype.kind == "c":
             raise _fail(name, f"unsupported pixel type {series.dtype}")
-        for page in series.pages:  # strips/tiles past the end of the data = truncated file
-            ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts) if c] if page else []
+        page = series.keyframe
+        palette = not labels and page.photometric == tifffile.PHOTOMETRIC.PALETTE
+        itemsize = series.dtype.itemsize if series.dtype is not None else 1
+        check_image_cost(name, size["X"], size["Y"], planes, 3 if palette else nchan, itemsize, limits)
+        for pg in series.pages:  # strips/tiles past the end of the data = truncated file
+            ends = [o + c for o, c in zip(pg.dataoffsets, pg.databytecounts) if c] if pg else []
             if ends and max(ends) > len(data):
                 raise _fail(name, "truncated TIFF file (the file ends before its pixel data)")
+            if pg and not _BOUNDED and pg.compression not in (1,):  # pragma: no cover
+                raise _NeedsPillow
         try:
-            arr = series.asarray()
+            arr = series.asarray(maxworkers=1)  # one thread: the decode budget is per context
         except ValueError as exc:
             if "imagecodecs" in str(exc):
                 raise _NeedsPillow from None
             raise
-        page = series.keyframe
         arr = arr.transpose(other + [axes.index("Y"), axes.index("X")] + chan)
-        nchan = int(np.prod([shape[i] for i in chan], dtype=np.int64))
         arr = arr.reshape(planes, size["Y"], size["X"], nchan)
         if labels:
             return arr
-        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+        if palette and page.colormap is not None:
             cmap = np.moveaxis(np.asarray(page.colormap), 0, -1)
             cmap = (cmap >> 8).astype(np.uint8) if cmap.max() > 255 else cmap.astype(np.uint8)
             arr = cmap[arr[..., 0]]
@@ -155,13 +283,31 @@ def _pil_frame(im: Image.Image, name, labels: bool) -> np.ndarray:
     raise _fail(name, f"unsupported image mode {mode!r}")
 
 
-def _decode_pillow(data: bytes, name, max_pixels: int, labels: bool, kind) -> np.ndarray:
-    if kind == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":  # size before Pillow parses
-        _check_size(name, int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), 1,
-                    max_pixels)
-    with Image.open(_io.BytesIO(data)) as im:
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels as decoded (palette -> RGB)
+
+
+def _pil_cost(im: Image.Image, labels: bool) -> tuple[int, int]:
+    """``(channels, bytes per sample)`` of a Pillow image as segapp decodes it."""
+    mode = im.mode
+    if mode in ("I", "F") or mode.startswith("I;32"):
+        return 1, 4
+    if mode.startswith("I;16"):
+        return 1, 2
+    if mode in ("P", "PA"):
+        return (1 if labels else 4), 1  # palette images pass through RGBA
+    return len(im.getbands()), 1
+
+
+def _decode_pillow(data: bytes, name, limits: Limits, labels: bool, kind) -> np.ndarray:
+    if kind == "PNG" and len(data) >= 26 and data[12:16] == b"IHDR":  # size before Pillow parses
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        depth, ctype = data[24], data[25]
+        check_image_cost(name, w, h, 1, 1 if labels and ctype == 3 else _PNG_CHANNELS.get(ctype, 1),
+                         2 if depth == 16 else 1, limits)
+    with Image.open(_io.BytesIO(data), formats=PIL_FORMATS) as im:
         planes = getattr(im, "n_frames", 1) if kind == "TIFF" else 1
-        _check_size(name, im.width, im.height, planes, max_pixels)
+        channels, itemsize = _pil_cost(im, labels)
+        check_image_cost(name, im.width, im.height, planes, channels, itemsize, limits)
         frames = ImageSequence.Iterator(im) if planes > 1 else [im]
         arrs = []
         for frame in frames:
@@ -186,16 +332,22 @@ def _as_image_dtype(arr: np.ndarray, name) -> np.ndarray:
     raise _fail(name, f"unsupported pixel type {arr.dtype}")
 
 
-def read_stack(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_stack(source, *, max_pixels: int | None = None, name: str | None = None,
+               limits: Limits | None = None) -> np.ndarray:
     """Read an image or a multi-page/volume TIFF as a ``(Z, H, W, C)`` array.
 
     Parameters
     ----------
     source : str, os.PathLike, bytes or binary file object
-    max_pixels : int
-        Refuse images with more pixels (width x height x planes), checked from the header.
+    max_pixels : int, optional
+        Refuse images with more pixels (width x height x planes), checked from the header
+        (overrides ``limits.max_pixels``).
     name : str, optional
         File name for error messages when ``source`` is bytes.
+    limits : Limits, optional
+        Cost limits (decoded bytes, planes, channels, pixels, file size); default: from the
+        environment (:func:`segapp.limits.default_limits`).  Checked from the header before
+        decoding, and again while decompressing (a strip may not inflate past its size).
 
     Returns
     -------
@@ -216,12 +368,13 @@ def read_stack(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
     >>> read_stack(buf.getvalue()).shape
     (6, 4, 5, 1)
     """
-    data, name = _read_source(source, name)
-    return _as_image_dtype(_decode(data, name, max_pixels, labels=False), name)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    return _as_image_dtype(_decode(data, name, lim, labels=False), name)
 
 
-def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, plane: int = 0,
-               name: str | None = None) -> np.ndarray:
+def read_image(source, *, max_pixels: int | None = None, plane: int = 0,
+               name: str | None = None, limits: Limits | None = None) -> np.ndarray:
     """Read one plane of an image as ``(H, W, C)`` (see :func:`read_stack`).
 
     Examples
@@ -232,14 +385,16 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, plane: int = 0,
     >>> img = read_image(buf.getvalue()); img.shape, img.dtype
     ((4, 5, 3), dtype('uint8'))
     """
-    data, name = _read_source(source, name)
-    stack = read_stack(data, max_pixels=max_pixels, name=name)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    stack = read_stack(data, name=name, limits=lim)
     if not -len(stack) <= plane < len(stack):
         raise _fail(name, f"plane {plane} does not exist (the file has {len(stack)})")
     return stack[plane]
 
 
-def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_labels(source, *, max_pixels: int | None = None, name: str | None = None,
+                limits: Limits | None = None) -> np.ndarray:
     """Read a label image: 2-D non-negative integers, 0 = unlabelled, 1..K = classes.
 
     Accepts L, I;16, I, 1-bit and palette PNGs (palette *indices* are the labels) and integer
@@ -257,8 +412,9 @@ def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | Non
     >>> read_labels(buf.getvalue()).tolist()
     [[0, 1], [2, 300]]
     """
-    data, name = _read_source(source, name)
-    arr = _decode(data, name, max_pixels, labels=True)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    arr = _decode(data, name, lim, labels=True)
     if arr.shape[0] != 1:
         raise _fail(name, f"labels must be one 2-D image, got {arr.shape[0]} planes")
     arr = arr[0]

@@ -1,16 +1,22 @@
 """The ``.segapp`` model file: a zip of a JSON manifest and a skops classifier.
 
-Loading never executes code from the file: the classifier is read with
-``skops.io.loads`` and an explicit list of trusted types (random-forest parts
-only); the manifest is plain JSON and validated field by field.  A SHA-256 of
-the classifier blob is recorded in the manifest, so edited or truncated files
-are refused.  Pickles, foreign zips and files from a newer format are refused
-with a one-line :class:`~segapp.errors.ModelFileError`.
+A model file is data, checked whole before anything is built from it
+(:mod:`segapp.modelcheck`): the zip's members, sizes and compression ratios are
+read from its directory before anything is inflated (and inflating never goes
+past the declared sizes); the manifest is bounded JSON, its checksum covers the
+whole manifest (which records the classifier's SHA-256), and every field is
+validated by type and range; the classifier is read with ``skops.io.loads`` and
+an explicit list of trusted types (random-forest parts only), after the skops zip
+got the same size checks, and every tree is checked for a well-formed structure.
+Loading never executes code from the file and never writes a member to disk.
+Pickles, foreign zips, damaged or edited files and files from a newer format are
+refused with a one-line :class:`~segapp.errors.ModelFileError`.
 
-Layout::
+Layout (format 2; format-1 files, whose checksum covered only the classifier, still load)::
 
     model.segapp (zip)
-      manifest.json     format, versions, extractor config, classes, normalisation, digest
+      manifest.json     format, versions, extractor config, classes, normalisation,
+                        sha256 of the classifier, checksum of the manifest itself
       classifier.skops  the RandomForestClassifier
 
 Examples
@@ -40,17 +46,19 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import __version__
+from . import __version__, jsonguard
+from . import limits as L
 from .errors import ModelFileError, SegappError
+from .modelcheck import (FORMAT, FORMAT_VERSION, build_extractor, check_forest, check_zip, manifest_checksum,
+                         read_member, validate_manifest)
 
-FORMAT = "segapp-model"
-FORMAT_VERSION = 1
-MAX_FILE_BYTES = 2 * 1024**3
+MAX_FILE_BYTES = 2 * 1024**3  # kept for callers; the effective limit is Limits.max_model_bytes
 TRUSTED_TYPES = [
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._tree.Tree",
 ]
+MEMBERS = ("manifest.json", "classifier.skops")
 
 
 def _versions() -> dict:
@@ -69,7 +77,11 @@ def _versions() -> dict:
 
 
 def dump_segmenter(seg) -> bytes:
-    """Serialise a trained :class:`~segapp.segmenter.Segmenter` to model-file bytes."""
+    """Serialise a trained :class:`~segapp.segmenter.Segmenter` to model-file bytes.
+
+    The manifest is validated exactly as on loading, so a file segapp writes is one it accepts
+    (a class colour that is not ``#rrggbb`` raises here, not later for whoever loads the file).
+    """
     import skops.io as sio
 
     seg._check_fitted()
@@ -91,6 +103,14 @@ def dump_segmenter(seg) -> bytes:
         "training": seg.training_info,
         "sha256": {"classifier.skops": hashlib.sha256(blob).hexdigest()},
     }
+    try:
+        manifest = json.loads(json.dumps(manifest, allow_nan=False))  # exactly what a reader will see
+        validate_manifest(manifest, L.Limits(max_channels=max(L.Limits().max_channels, seg.n_channels_ or 1)))
+    except (TypeError, ValueError) as e:
+        raise SegappError(f"cannot save the model: {e}") from None
+    except ModelFileError as e:
+        raise SegappError(f"cannot save the model: {str(e).removeprefix('invalid model file: ')}") from None
+    manifest["checksum"] = manifest_checksum(manifest)
     buf = _io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("manifest.json", json.dumps(manifest, indent=1))
@@ -98,32 +118,39 @@ def dump_segmenter(seg) -> bytes:
     return buf.getvalue()
 
 
-def read_manifest(data: bytes) -> tuple[dict, bytes]:
-    """Validate the container and return ``(manifest, classifier_blob)``."""
+def read_manifest(data: bytes, limits: L.Limits | None = None) -> tuple[dict, bytes]:
+    """Check the container and the manifest; return ``(validated manifest, classifier blob)``.
+
+    Nothing is inflated before the zip directory passed its checks, and the classifier
+    blob is only read once the manifest (and its checksum) passed.
+    """
+    lim = limits or L.default_limits()
     if not data:
         raise ModelFileError("the model file is empty")
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError("the model file is larger than 2 GB")
+    if len(data) > lim.max_model_bytes:
+        raise ModelFileError(f"the model file is larger than {L.human_bytes(lim.max_model_bytes)} "
+                             "(SEGAPP_MAX_MODEL_MB)")
     if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q"):
         raise ModelFileError("this looks like a pickle file; segapp never unpickles model files")
-    if not zipfile.is_zipfile(_io.BytesIO(data)):
+    if data[:2] != b"PK":
         raise ModelFileError("not a segapp model file (not a zip archive)")
-    try:
-        with zipfile.ZipFile(_io.BytesIO(data)) as z:
-            names = set(z.namelist())
-            if "manifest.json" not in names or "classifier.skops" not in names:
-                raise ModelFileError("not a segapp model file (zip without manifest.json/classifier.skops)")
-            manifest = json.loads(z.read("manifest.json"))
-            blob = z.read("classifier.skops")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError) as e:
-        raise ModelFileError(f"the model file is damaged ({type(e).__name__})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFileError("not a segapp model file (unknown manifest format)")
-    fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
-        raise ModelFileError(f"model file format {fv} is newer than this segapp supports ({FORMAT_VERSION}); upgrade segapp")
-    expected = (manifest.get("sha256") or {}).get("classifier.skops")
-    if expected != hashlib.sha256(blob).hexdigest():
+    z = check_zip(data, "the model file", max_members=len(MEMBERS), max_total=lim.max_model_bytes,
+                  sizes={"manifest.json": L.MAX_MANIFEST_BYTES, "classifier.skops": lim.max_model_bytes},
+                  required=MEMBERS)
+    with z:
+        raw = read_member(z, "manifest.json", "the model file")
+        try:
+            doc = jsonguard.loads(raw, max_bytes=L.MAX_MANIFEST_BYTES)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"the model file's manifest is not valid JSON "
+                                 f"({' '.join(str(e).split())[:80]})") from None
+        manifest = validate_manifest(doc, lim)
+        if manifest["format_version"] >= 2:
+            if not isinstance(doc.get("checksum"), str) or doc["checksum"] != manifest_checksum(doc):
+                raise ModelFileError("the model file was modified after saving (manifest checksum mismatch); "
+                                     "refusing to load it")
+        blob = read_member(z, "classifier.skops", "the model file")
+    if manifest["sha256"]["classifier.skops"] != hashlib.sha256(blob).hexdigest():
         raise ModelFileError("the model file was modified after saving (checksum mismatch); refusing to load it")
     return manifest, blob
 
@@ -131,14 +158,20 @@ def read_manifest(data: bytes) -> tuple[dict, bytes]:
 _PLAIN_NODES = {"DictNode", "ListNode", "JsonNode", "TupleNode", "NdArrayNode"}
 
 
-def schema_types(blob: bytes) -> set[str]:
+def schema_types(blob: bytes, max_total: int | None = None) -> set[str]:
     """Every type a skops blob would construct, read from its JSON schema (nothing is loaded).
 
     Plain containers and NumPy arrays are reported as their node kind; objects
-    and type references as ``module.Class``.
+    and type references as ``module.Class``.  The skops zip is size-checked first
+    (``max_total`` uncompressed bytes at most).
     """
-    with zipfile.ZipFile(_io.BytesIO(blob)) as z:
-        schema = json.loads(z.read("schema.json"))
+    max_total = max_total or L.default_limits().max_model_bytes
+    with check_zip(blob, "the classifier", max_members=L.MAX_ZIP_MEMBERS, max_total=max_total,
+                   required=("schema.json",)) as z:
+        try:
+            schema = jsonguard.loads(read_member(z, "schema.json", "the classifier"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
     found: set[str] = set()
 
     def walk(node):
@@ -158,79 +191,73 @@ def schema_types(blob: bytes) -> set[str]:
     return found
 
 
-def _load_classifier(blob: bytes, manifest: dict):
+def _load_classifier(blob: bytes, manifest: dict, limits: L.Limits):
     import skops.io as sio
 
+    untrusted = schema_types(blob, limits.max_model_bytes) - set(TRUSTED_TYPES) - _PLAIN_NODES - {"TypeNode"}
     try:
-        untrusted = schema_types(blob) - set(TRUSTED_TYPES) - _PLAIN_NODES - {"TypeNode"}
         untrusted |= set(sio.get_untrusted_types(data=blob)) - set(TRUSTED_TYPES)
     except Exception as e:
         raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
     if untrusted:
-        raise ModelFileError(f"the model file contains untrusted types {sorted(untrusted)}; refusing to load it")
+        shown = sorted(untrusted)
+        raise ModelFileError(f"the model file contains untrusted types {str(shown[:4])[:200]}"
+                             f"{' and more' if len(shown) > 4 else ''}; refusing to load it")
     try:
         clf = sio.loads(blob, trusted=TRUSTED_TYPES)
     except Exception as e:
-        made = (manifest.get("versions") or {}).get("scikit-learn", "?")
+        made = manifest["versions"].get("scikit-learn", "?")
         import sklearn
 
-        raise ModelFileError(f"the classifier cannot be loaded (saved with scikit-learn {made}, this is "
+        raise ModelFileError(f"the classifier cannot be loaded (saved with scikit-learn {made[:20]}, this is "
                              f"{sklearn.__version__}): {type(e).__name__}") from None
-    from sklearn.ensemble import RandomForestClassifier
-
-    if type(clf) is not RandomForestClassifier:
-        raise ModelFileError(f"unexpected classifier type {type(clf).__name__} in the model file")
     return clf
 
 
-def load_segmenter(source, cls=None):
+def load_segmenter(source, cls=None, limits: L.Limits | None = None):
     """Read a model file (path, bytes or binary file object) into a Segmenter.
 
     Raises
     ------
     ModelFileError
-        The file is not a segapp model, was modified, is from a newer format,
-        contains untrusted types, or names an unknown feature extractor.
+        The file is not a segapp model, is damaged or was modified, is from a newer format,
+        asks for more than the limits allow, contains untrusted types or a malformed tree,
+        or names an unknown feature extractor.
     """
-    from .features import get_extractor
     from .segmenter import Segmenter
 
     cls = cls or Segmenter
+    lim = limits or L.default_limits()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif hasattr(source, "read"):
-        data = source.read()
+        data = source.read(lim.max_model_bytes + 1)
     else:
         try:
             with open(source, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+                data = f.read(lim.max_model_bytes + 1)
+        except IsADirectoryError:
+            raise ModelFileError(f"cannot read model file {source}: it is a folder") from None
         except OSError as e:
             raise ModelFileError(f"cannot read model file {source}: {e.strerror or e}") from None
-    manifest, blob = read_manifest(data)
-    try:
-        extractor = get_extractor(manifest["extractor"])
-        classes = [{"id": int(c["id"]), "name": str(c["name"]), "color": str(c["color"])}
-                   for c in manifest["classes"]]
-        norm = {k: manifest["normalization"][k] for k in ("method", "low", "high")}
-        n_channels = int(manifest["n_channels"])
-        n_features = int(manifest["n_features"])
-    except SegappError as e:
-        raise ModelFileError(f"the model file needs an unavailable feature extractor: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"the model file's manifest is incomplete ({type(e).__name__}: {e})") from None
-    clf = _load_classifier(blob, manifest)
-    if extractor.n_features(n_channels) != n_features or clf.n_features_in_ != n_features:
+    if not isinstance(data, (bytes, bytearray)):
+        raise ModelFileError("cannot read the model file: open it in binary mode ('rb')")
+    manifest, blob = read_manifest(bytes(data), lim)
+    extractor = build_extractor(manifest["extractor"])
+    n_channels, n_features = manifest["n_channels"], manifest["n_features"]
+    if extractor.n_features(n_channels) != n_features:
         raise ModelFileError("the model file is inconsistent: its classifier does not match its feature extractor")
-    if [c["id"] for c in classes] != [int(c) for c in clf.classes_]:
-        raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
-    params = manifest.get("classifier") or {}
-    seg = cls(features=extractor.config(), normalization=norm, classes=classes,
-              n_estimators=params.get("n_estimators", 32), max_depth=params.get("max_depth"),
-              max_samples=params.get("max_samples", 0.05), class_weight=params.get("class_weight"),
-              random_state=params.get("random_state", 0))
+    classes = manifest["classes"]
+    params = manifest["classifier"]
+    clf = _load_classifier(blob, manifest, lim)
+    check_forest(clf, n_features, [c["id"] for c in classes])
+    seg = cls(features=extractor.config(), normalization=manifest["normalization"], classes=classes,
+              n_estimators=params["n_estimators"], max_depth=params["max_depth"],
+              max_samples=params["max_samples"], class_weight=params["class_weight"],
+              random_state=params["random_state"] if params["random_state"] is not None else 0)
     seg.classifier_ = clf
     seg.n_channels_ = n_channels
-    seg.auto_report = manifest.get("auto_report")
-    seg.training_info = manifest.get("training") or {}
+    seg.auto_report = manifest["auto_report"]
+    seg.training_info = manifest["training"]
     seg.manifest = manifest
     return seg

@@ -32,6 +32,7 @@ from . import io
 from .errors import AnnotationError, ConfigError
 from .features import FeatureCache, extract_tiled, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
+from .limits import MAX_CLASS_ID
 
 DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
 DEFAULT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -164,6 +165,10 @@ class Segmenter:
         if not ys:
             raise AnnotationError("no annotations: paint at least one stroke for each of two classes")
         y = np.concatenate(ys)
+        if y.min() < 0 or y.max() > MAX_CLASS_ID:
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise AnnotationError(f"class id {bad} in the labels: class ids must be 1..{MAX_CLASS_ID} "
+                                  "(0 = unlabelled); is this an instance mask?")
         if np.unique(y).size < 2:
             raise AnnotationError(f"only class {int(y[0])} is painted: paint at least two classes")
         return np.concatenate(xs), y, np.concatenate(where)

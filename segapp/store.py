@@ -26,6 +26,9 @@ True
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -49,8 +52,59 @@ class StoreUnavailableError(SegappError):
 
 
 def new_session_id() -> str:
-    """A fresh unguessable session id (192 random bits, URL-safe)."""
+    """A fresh unguessable session id (192 random bits, URL-safe): the key a session is stored under.
+
+    A browser never holds this bare id: it holds :func:`sign_session_id` of it, and the server
+    refuses any id it did not sign (client-chosen ids are replaced by fresh ones).
+    """
     return secrets.token_urlsafe(24)
+
+
+# -- server-issued session ids ---------------------------------------------------------------------
+# What the browser keeps is ``<store id>.<HMAC-SHA256 of it, base64url>``; the key is derived from
+# SEGAPP_SECRET_KEY, or (unset) a random key kept in the store itself, so every web process of a
+# deployment and every restart agree on it.
+_SIGNED_RE = re.compile(r"^([A-Za-z0-9_-]{20,64})\.([A-Za-z0-9_-]{43})$")
+
+
+def _signature(session: str, key: bytes) -> str:
+    mac = hmac.new(key, b"segapp-session\x00" + session.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def sign_session_id(session: str, key: bytes) -> str:
+    """The browser-side id of store session ``session``: ``session.signature``.
+
+    Examples
+    --------
+    >>> signed = sign_session_id("a" * 32, b"k" * 32)
+    >>> signed.startswith("a" * 32 + "."), verify_session_id(signed, b"k" * 32) == "a" * 32
+    (True, True)
+    >>> verify_session_id("a" * 32, b"k" * 32) is None  # unsigned: client-chosen, refused
+    True
+    """
+    _check(session, "x")
+    return f"{session}.{_signature(session, key)}"
+
+
+def verify_session_id(signed, key: bytes) -> str | None:
+    """The store session of a browser-side id, or None when this server did not sign it."""
+    m = _SIGNED_RE.match(signed) if isinstance(signed, str) else None
+    if not m or not hmac.compare_digest(m.group(2), _signature(m.group(1), key)):
+        return None
+    return m.group(1)
+
+
+def issue_session_id(key: bytes) -> str:
+    """A fresh signed session id for a browser."""
+    return sign_session_id(new_session_id(), key)
+
+
+def session_key(store: "Store", secret: str | None = None) -> bytes:
+    """The signing key: derived from ``secret`` (SEGAPP_SECRET_KEY) when set, else the store's own key."""
+    if secret:
+        return hashlib.sha256(b"segapp-session-key\x00" + secret.encode()).digest()
+    return store.session_secret()
 
 
 def new_item_id() -> str:
@@ -89,6 +143,14 @@ class Store:
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailableError` when the store cannot be used."""
+
+    def has_session(self, session: str) -> bool:
+        """True when the store holds anything of ``session`` (used to re-sign sessions of older versions)."""
+        raise NotImplementedError
+
+    def session_secret(self) -> bytes:
+        """A random 32-byte key kept by the store, created on first use (signs session ids)."""
+        raise NotImplementedError
 
     # -- typed helpers ----------------------------------------------------------
     def put_json(self, session: str, kind: str, item: str, doc) -> None:
@@ -156,6 +218,26 @@ class LocalStore(Store):
     def drop_session(self, session):
         _check(session, "x")
         shutil.rmtree(self.root / session, ignore_errors=True)
+
+    def has_session(self, session):
+        _check(session, "x")
+        return (self.root / session).is_dir()
+
+    def session_secret(self) -> bytes:
+        path = self.root / ".session-key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        for _ in range(50):  # another process may be writing it right now
+            key = path.read_bytes()
+            if len(key) == 32:
+                return key
+            time.sleep(0.01)
+        raise StoreUnavailableError(f"the session key {path} is damaged; delete it (sessions restart)")
 
     def purge_expired(self, now: float | None = None) -> int:
         """Remove sessions idle for longer than ``ttl``; returns how many."""
@@ -340,6 +422,18 @@ class RedisStore(Store):
 
     def ping(self) -> None:
         self._guard(self.client.ping)
+
+    def has_session(self, session):
+        _check(session, "x")
+        return bool(self._guard(self.client.exists, self._registry(session)))
+
+    def session_secret(self) -> bytes:
+        key = f"{self.prefix}:#session-key"
+        self._guard(lambda: self.client.set(key, secrets.token_bytes(32), nx=True))  # the first process wins
+        value = self._guard(self.client.get, key)
+        if not value or len(value) != 32:
+            raise StoreUnavailableError(f"the session key in Redis ({key}) is damaged; delete it (sessions restart)")
+        return value
 
 
 # Refresh the expiry of every key listed in the registry set KEYS[1]; forget keys that are gone.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from segapp.errors import ModelFileError
+from segapp.modelcheck import manifest_checksum
 from segapp.modelfile import FORMAT_VERSION
 from segapp.segmenter import Segmenter
 
@@ -78,7 +79,7 @@ def test_edited_manifest_is_refused(trained):
         m["n_features"] = 3
         return json.dumps(m).encode()
 
-    with pytest.raises(ModelFileError, match="inconsistent"):
+    with pytest.raises(ModelFileError, match="modified"):
         Segmenter.load(rewrite(data, edit))
 
 
@@ -95,6 +96,7 @@ def test_untrusted_type_inside_skops_is_refused(trained):
             return blob
         m = json.loads(b)
         m["sha256"]["classifier.skops"] = hashlib.sha256(blob).hexdigest()
+        m["checksum"] = manifest_checksum(m)
         return json.dumps(m).encode()
 
     with pytest.raises(ModelFileError, match="untrusted"):
