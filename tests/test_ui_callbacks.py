@@ -1,141 +1,617 @@
-"""Callback-level tests of the web app (no browser): the session store, shapes -> labels ->
-train -> overlay, and real callbacks called through Dash's HTTP endpoint with Flask's test client."""
+"""Callback logic of the web app without a browser.
+
+Every callback body is a plain function of its named inputs (see
+``segapp/ui/callbacks/common.py``); these tests call them directly with a real
+LocalStore-backed ``Services`` on ``tmp_path``, synthetic images, a recorder for
+the toasts and the ``trigger`` Dash would pass.  The last tests check the wiring:
+every plain function is a callback of the app, and the adapter fills in
+``trigger``, ``services`` and ``notify`` when Dash's HTTP endpoint calls it.
+"""
 
 from __future__ import annotations
 
+import base64
 import io as _io
 import json
+import re
 import zipfile
 
 import numpy as np
 import pytest
+import tifffile
+from dash import no_update
+from dash.exceptions import PreventUpdate
 from PIL import Image
+from plotly.utils import PlotlyJSONEncoder
 
 from segapp.annotations import shape_name
 from segapp.config import Settings
-from segapp.errors import AnnotationError
+from segapp.errors import AnnotationError, ConfigError, SegappError
 from segapp.segmenter import Segmenter
 from segapp.store import LocalStore, new_session_id
-from segapp.ui import create_app
-from segapp.ui.callbacks.files import model_file, results_zip
-from segapp.ui.callbacks.images import add_image
-from segapp.ui.callbacks.canvas import overlay_uri
-from segapp.ui.pipeline import DiskFeatureCache, FeaturesMissing, ModelCache, StrictCache, refresh, is_stale
+from segapp.ui import callbacks, create_app, ids, make_services
+from segapp.ui.callbacks import batch, canvas, classes, files, images, objects, session, training
+from segapp.ui.pipeline import is_stale
 from segapp.ui.render import png_size, uri_bytes
-from segapp.ui.session import Services, Session, key
+from segapp.ui.session import key
+
+H, W = 64, 80
+CLASSES = [{"id": 1, "name": "bg", "color": "#0000ff"}, {"id": 2, "name": "fg", "color": "#ff0000"}]
 
 
+# -- synthetic data --------------------------------------------------------------------------------
 def _png(arr) -> bytes:
     buf = _io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _image(h=64, w=80) -> np.ndarray:
+def _uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def _disk(h=H, w=W, seed=0) -> np.ndarray:
     """Bright disk on a dark noisy background (uint8, grey)."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:h, :w]
     img = 40 + 20 * rng.random((h, w))
     img[np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4] += 150
     return img.astype(np.uint8)
 
 
-def _strokes(h=64, w=80) -> list[dict]:
-    bg = {"type": "path", "path": f"M2,2L{w - 3},2L{w - 3},{h - 3}", "name": shape_name(1, 3)}
-    fg = {"type": "path", "path": f"M{w / 2 - 5},{h / 2}L{w / 2 + 5},{h / 2}", "name": shape_name(2, 3)}
-    return [bg, fg]
+def _disk_truth(h=H, w=W) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return np.where(np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4, 2, 1).astype(np.uint8)
 
 
+def _bg_stroke(h=H, w=W) -> dict:
+    return {"type": "path", "path": f"M2,2L{w - 3},2L{w - 3},{h - 3}", "name": shape_name(1, 3)}
+
+
+def _fg_stroke(h=H, w=W) -> dict:
+    return {"type": "path", "path": f"M{w / 2 - 5},{h / 2}L{w / 2 + 5},{h / 2}", "name": shape_name(2, 3)}
+
+
+class Notices(list):
+    """Stands in for ``notify``: records ``(kind, message, header)`` of every toast."""
+
+    def __call__(self, message, kind="danger", header=None):
+        self.append((kind, message, header))
+
+    def text(self) -> str:
+        return " | ".join(m for _, m, _ in self)
+
+
+def _text(obj) -> str:
+    """Everything in Dash components (or plain data) as one JSON string, to look for text in."""
+    return json.dumps(obj, cls=PlotlyJSONEncoder, ensure_ascii=False)
+
+
+def _progress():
+    calls = []
+    return calls, calls.append
+
+
+# -- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture
 def services(tmp_path):
-    s = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", max_pixels=10_000_000, max_upload_mb=5)
-    sv = Services(settings=s, store=LocalStore(s.data_dir), feature_cache=DiskFeatureCache(tmp_path / "feat"))
-    sv.models = ModelCache()
+    """What ``create_app`` gives its callbacks: a LocalStore, disk feature cache and model cache on tmp_path."""
+    sv = make_services(Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", max_pixels=10_000_000,
+                                max_upload_mb=5))
+    assert isinstance(sv.store, LocalStore)
     return sv
 
 
-def _session_with_image(services):
-    sess = services.session(new_session_id())
-    iid = add_image(sess, "disk.png", _png(_image()), services.settings)
-    return sess, iid
+@pytest.fixture
+def sid():
+    return session.start_session(None, None)["session"]
 
 
-def test_session_store_roundtrip_undo_and_isolation(services):
-    sess, iid = _session_with_image(services)
+def upload(services, sid, *files, version=None, notices=None):
+    """``files``: ``(name, bytes)``; returns the callback's outputs."""
+    notices = Notices() if notices is None else notices
+    return images.upload_images([_uri(d) for _, d in files], [n for n, _ in files], sid, version,
+                                services=services, notify=notices)
+
+
+@pytest.fixture
+def cur(services, sid):
+    """The current image after uploading one disk image."""
+    return upload(services, sid, ("disk.png", _png(_disk())))["current"]
+
+
+def paint(services, sid, cur, *shapes):
+    return canvas.save_strokes({"shapes": list(shapes)}, sid, cur, CLASSES, True, services=services)
+
+
+def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True, mode="segmentation"):
+    return training.retrain(annot, 1, None, live, sid, cur, mode, 2, CLASSES, services=services, trigger=trigger)
+
+
+@pytest.fixture
+def trained(services, sid, cur):
+    """Two classes painted and the (slow-path) first training done: model v1 with a result."""
+    annot = paint(services, sid, cur, _bg_stroke(), _fg_stroke())["annot_version"]
+    request = retrain(services, sid, cur, annot=annot)["extract_request"]
+    calls, set_progress = _progress()
+    out = training.extract_and_train(set_progress, request, sid, services=services, notify=Notices())
+    assert out["model_version"]["v"] == 1
+    return cur
+
+
+def _sess(services, sid):
+    return services.session(sid)
+
+
+# -- session -------------------------------------------------------------------------------------
+def test_session_store_roundtrip_undo_and_isolation(services, sid, cur):
+    sess, iid = _sess(services, sid), cur["image"]
     k = key(iid, 0)
-    assert [m["name"] for m in sess.images()] == ["disk.png"]
-    assert sess.plane(iid).shape == (64, 80, 1)
+    assert [m["name"] for m in sess.images()] == ["disk.png"] and sess.plane(iid).shape == (H, W, 1)
     rev0 = sess.annot_rev()
-    sess.set_shapes(k, _strokes()[:1])
-    sess.set_shapes(k, _strokes())
+    sess.set_shapes(k, [_bg_stroke()])
+    sess.set_shapes(k, [_bg_stroke(), _fg_stroke()])
     assert sess.annot_rev() == rev0 + 2
     assert len(sess.undo(k)) == 1 and len(sess.redo(k)) == 2 and sess.annotated_keys() == [k]
     other = services.session(new_session_id())
-    assert other.images() == [] and other.shapes(k) == [] and other.stack is not None
-    with pytest.raises(Exception):
+    assert other.images() == [] and other.shapes(k) == []
+    with pytest.raises(SegappError):
         other.stack(iid)  # another session cannot read this image even knowing its id
     with pytest.raises(KeyError):
         services.store.list("../etc", "image")  # malformed ids never reach the file system
 
 
-def test_bad_and_too_large_uploads_are_refused_with_one_line(services):
-    sess = services.session(new_session_id())
-    with pytest.raises(Exception, match="not a recognised image"):
-        add_image(sess, "x.png", b"not an image", services.settings)
-    with pytest.raises(Exception, match="MB"):
-        add_image(sess, "big.png", b"\0" * (6 * 1024 * 1024), services.settings)
-    assert sess.images() == []
+def test_start_session_makes_an_id_only_when_the_browser_has_no_valid_one(sid):
+    assert len(sid) >= 32 and session.start_session(None, "../../etc")["session"] != sid
+    with pytest.raises(PreventUpdate):
+        session.start_session(123, sid)
 
 
-def test_shapes_to_labels_train_overlay_and_model_file(services):
-    sess, iid = _session_with_image(services)
-    k = key(iid, 0)
-    sess.set_shapes(k, _strokes()[:1])
-    strict = StrictCache(services.feature_cache)
-    with pytest.raises(FeaturesMissing):  # first stroke: features must be extracted (background job)
-        refresh(sess, strict, services.models, k, retrain=True)
-    with pytest.raises(AnnotationError, match="two classes|only class"):
-        refresh(sess, services.feature_cache, services.models, k, retrain=True)
-    sess.set_shapes(k, _strokes())
-    out = refresh(sess, strict, services.models, k, retrain=True)  # features now cached: quick path
-    assert out == {"trained": True, "predicted": True, "version": 1}
-    assert not is_stale(sess)
+def test_restore_session_brings_back_classes_image_and_settings(services, sid, cur):
+    with pytest.raises(PreventUpdate):  # stored; live update off, so no retrain
+        training.change_settings("classical", [1, 4], 50, 0, "minmax", False, False, sid, services=services,
+                                 trigger=ids.TREES)
+    classes.edit_classes(1, None, None, None, 1, sid, None, services=services, trigger=ids.CLASS_ADD,
+                         notify=Notices())
+    session.remember_current(cur, sid, services=services)
+    out = session.restore_session(sid, 4, services=services)
+    assert out["current"] == {"image": cur["image"], "plane": 0} and out["images_version"] == 5
+    assert [c["id"] for c in out["classes"]] == [1, 2, 3]
+    assert (out["extractor"], out["sigmas"], out["trees"], out["depth"], out["normalization"], out["all_images"]) == \
+        ("classical", [1, 4], 50, 0, "minmax", False)
+    fresh = session.restore_session(new_session_id(), None, services=services)  # a new browser: defaults
+    assert fresh["current"] is None and fresh["trees"] == 32 and len(fresh["classes"]) == 2
+    with pytest.raises(PreventUpdate):
+        session.restore_session("bad id", None, services=services)
+
+
+def test_extractor_help_says_what_auto_does_and_hides_scales_for_networks(services, sid):
+    auto = session.extractor_help("auto", sid, services=services)
+    assert "Compares classical" in auto["help"] and auto["sigma_style"] == {"display": "none"}
+    assert session.extractor_help("classical", sid, services=services)["sigma_style"] == {}
+
+
+# -- images ----------------------------------------------------------------------------------------
+def test_upload_valid_and_broken_files_adds_the_good_one_and_names_the_bad_one(services, sid):
+    notices = Notices()
+    out = upload(services, sid, ("disk.png", _png(_disk())), ("notes.png", b"not an image"), version=2,
+                 notices=notices)
+    assert out["images_version"] == 3 and out["upload_contents"] is None
+    assert [m["name"] for m in _sess(services, sid).images()] == ["disk.png"]
+    assert out["current"] == {"image": _sess(services, sid).images()[0]["id"], "plane": 0}
+    assert notices == [("danger", notices[0][1], "1 file(s) not added")]
+    assert "notes.png" in notices[0][1] and "not a recognised image" in notices[0][1]
+    assert "\n" not in notices[0][1]  # one line
+
+    notices = Notices()
+    out = upload(services, sid, ("big.png", b"\0" * (6 * 1024 * 1024)), notices=notices)  # over max_upload_mb
+    assert out == {"current": no_update, "images_version": no_update, "upload_contents": None}
+    assert "MB" in notices.text() and len(_sess(services, sid).images()) == 1
+    with pytest.raises(PreventUpdate):
+        upload(services, "bad", ("disk.png", _png(_disk())))
+
+
+def test_thumbnails_select_planes_and_delete(services, sid, cur):
+    stack = np.stack([_disk(seed=z) for z in range(3)])
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, stack, photometric="minisblack")
+    notices = Notices()
+    out = images.upload_images([_uri(buf.getvalue(), "image/tiff")], ["stack.tif"], sid, 1, services=services,
+                               notify=notices)
+    tif = out["current"]
+    slider = images.plane_slider(tif, sid, services=services)
+    assert slider == {"style": {}, "max": 2, "value": 0, "marks": {0: "1", 2: "3"}}
+    assert images.plane_slider(cur, sid, services=services)["style"] == {"display": "none"}
+    assert images.choose_plane(2, tif) == {"current": {"image": tif["image"], "plane": 2}}
+    with pytest.raises(PreventUpdate):
+        images.choose_plane(0, tif)
+    thumbs = _text(images.show_thumbnails(2, tif, sid, services=services)["thumbs"])
+    assert "disk.png" in thumbs and "stack.tif" in thumbs
+    other = _text(images.show_thumbnails(1, None, new_session_id(), services=services)["thumbs"])
+    assert "disk.png" not in other and "No images yet" in other  # sessions are isolated
+
+    trig = ids.thumb(cur["image"])
+    assert images.select_image([1, 0], [], tif, trigger=trig, clicked=True) == {"current": {**cur, "plane": 0}}
+    for kwargs in (dict(trigger=trig, clicked=False), dict(trigger=ids.thumb(tif["image"]), clicked=True)):
+        with pytest.raises(PreventUpdate):  # a re-render, or the image already shown
+            images.select_image([0, 0], [], tif, **kwargs)
+
+    out = images.delete_image(1, tif, sid, 3, services=services, notify=notices)
+    assert out == {"current": {"image": cur["image"], "plane": 0}, "images_version": 4}
+    assert notices[-1] == ("info", "Removed stack.tif and its strokes.", None)
+    assert [m["name"] for m in _sess(services, sid).images()] == ["disk.png"]
+
+
+def test_add_sample_and_refuse_unknown_ones(services, sid):
+    out = images.add_sample(1, "coins", sid, None, services=services)
+    assert _sess(services, sid).meta(out["current"]["image"])["name"] == "coins.png" and out["images_version"] == 1
+    with pytest.raises(SegappError, match="unknown sample"):
+        images.add_sample(1, "../../secret", sid, None, services=services)
+
+
+# -- canvas ----------------------------------------------------------------------------------------
+def test_build_canvas_full_figure_then_empty_state(services, sid, cur):
+    out = canvas.build_canvas(cur, sid, None, 1, 5, "segmentation", None, 0.5, True, None, services=services)
+    fig = out["figure"].to_plotly_json() if hasattr(out["figure"], "to_plotly_json") else out["figure"]
+    assert [t["type"] for t in fig["data"]] == ["image", "image"] and fig["layout"]["dragmode"] == "drawopenpath"
+    assert out["hint_style"] == {"display": "none"} and out["train_request"] is no_update
+    assert "disk.png" in _text(out["info"])
+    empty = canvas.build_canvas(None, sid, None, 1, 5, "segmentation", None, 0.5, True, None, services=services)
+    assert empty["hint_style"] == {} and empty["info"] == []
+
+
+def test_save_strokes_stores_shapes_and_rasterised_labels(services, sid, cur):
+    sess, k = _sess(services, sid), key(cur["image"], 0)
+    out = paint(services, sid, cur, _bg_stroke(), _fg_stroke(),
+                {"type": "path", "path": "M1,1L5,5", "name": "not-a-stroke"})  # a shape without class: dropped
+    assert out["annot_version"] == {"rev": sess.annot_rev(), "key": k}
+    assert [s["name"] for s in sess.shapes(k)] == [shape_name(1, 3), shape_name(2, 3)]
+    labels = sess.labels(k)
+    assert labels.shape == (H, W) and labels[2, 40] == 1 and labels[H // 2, W // 2] == 2 and labels[30, 10] == 0
+    styled = out["figure"].to_plotly_json()["operations"][0]
+    assert styled["location"] == ["layout", "shapes"] and len(styled["params"]["value"]) == 2
+    edit = canvas.save_strokes({"shapes[1].path": f"M10,{H / 2}L20,{H / 2}"}, sid, cur, CLASSES, True,
+                               services=services)  # Plotly's edit of one shape
+    assert edit["annot_version"]["rev"] == out["annot_version"]["rev"] + 1
+    assert sess.labels(k)[H // 2, 15] == 2 and sess.labels(k)[H // 2, W // 2] == 0
+    for relayout in (None, {"xaxis.range[0]": 3}):  # zoom and pan are not strokes
+        with pytest.raises(PreventUpdate):
+            canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services)
+
+
+def test_undo_redo_clear_class_and_clear_all(services, sid, cur):
+    sess, k = _sess(services, sid), key(cur["image"], 0)
+    paint(services, sid, cur, _bg_stroke())
+    paint(services, sid, cur, _bg_stroke(), _fg_stroke())
+
+    def edit(trigger, active=2):
+        return canvas.edit_history(1, 1, 1, 1, sid, cur, CLASSES, active, True, services=services, trigger=trigger)
+
+    assert edit(ids.UNDO)["annot_version"]["key"] == k and len(sess.shapes(k)) == 1
+    assert len(edit(ids.REDO)["figure"].to_plotly_json()["operations"][0]["params"]["value"]) == 2
+    with pytest.raises(PreventUpdate):
+        edit(ids.REDO)  # nothing to redo: nothing changes
+    edit(ids.CLEAR_CLASS, active=2)
+    assert [s["name"] for s in sess.shapes(k)] == [shape_name(1, 3)]
+    edit(ids.CLEAR_ALL)
+    assert sess.shapes(k) == [] and sess.labels(k) is None
+    edit(ids.UNDO)
+    assert len(sess.shapes(k)) == 1
+    with pytest.raises(PreventUpdate):
+        canvas.edit_history(1, 0, 0, 0, sid, None, CLASSES, 1, True, services=services, trigger=ids.UNDO)
+
+
+def test_restyle_strokes_hides_and_recolours(services, sid, cur):
+    paint(services, sid, cur, _bg_stroke())
+    recoloured = [{**CLASSES[0], "color": "#00ff00"}, CLASSES[1]]
+    shapes = canvas.restyle_strokes(False, recoloured, sid, cur, services=services)["figure"]
+    value = shapes.to_plotly_json()["operations"][0]["params"]["value"]
+    assert value[0]["visible"] is False and value[0]["line"]["color"].lower().startswith("#00ff00")
+
+
+# -- training ------------------------------------------------------------------------------------------
+def test_retrain_hands_over_to_the_background_job_then_takes_the_quick_path(services, sid, cur):
+    sess, k = _sess(services, sid), key(cur["image"], 0)
+    annot = paint(services, sid, cur, _bg_stroke())["annot_version"]
+    off = retrain(services, sid, cur, annot=annot, live=False)
+    assert "Press Train" in _text(off["train_info"]) and off["extract_request"] is no_update
+
+    out = retrain(services, sid, cur, annot=annot)  # features not cached: FeaturesMissing -> the background job
+    request = out["extract_request"]
+    assert request["key"] == k and request["retrain"] is True and request["force"] is False
+    assert out["model_version"] is no_update and "Computing features" in _text(out["train_info"])
+
+    calls, set_progress = _progress()
+    notices = Notices()
+    job = training.extract_and_train(set_progress, request, sid, services=services, notify=notices)
+    assert calls[0] == (3, "Extracting features…") and len(calls) > 1
+    assert job["model_version"] is no_update and "two classes" in _text(job["train_info"])
+    assert notices == []  # a live update with one class painted is a hint, not an error
+    assert sess.store.get_json(sid, "state", "extracting") is None
+
+    annot = paint(services, sid, cur, _bg_stroke(), _fg_stroke())["annot_version"]
+    quick = retrain(services, sid, cur, annot=annot)  # features cached now: fit and predict right here
+    assert quick["extract_request"] is no_update and quick["model_version"]["rendered"] is True
+    assert quick["model_version"]["v"] == 1 and quick["overlay"]["key"] == k
+    assert png_size(quick["overlay"]["uri"]) == (W, H) and not is_stale(sess)
     labels = sess.result(k)
-    assert labels.shape == (64, 80) and labels[32, 40] == 2 and labels[5, 5] == 1
-    classes = sess.classes()
-    uri = overlay_uri(sess, k, "segmentation", None, classes)
-    assert png_size(uri) == (80, 64)
-    ov = np.asarray(Image.open(_io.BytesIO(uri_bytes(uri))))
-    assert (ov == labels).all()  # palette PNG: pixel value = class id
-    for mode in ("probability", "uncertainty"):
-        assert png_size(overlay_uri(sess, k, mode, 2, classes)) == (80, 64)
-    assert overlay_uri(sess, k, "none", None, classes) is None
-    data, name = model_file(sess, services)
-    assert name.endswith(".segapp")
-    again = Segmenter.load(data)
-    assert (again.predict(sess.plane(iid)) == labels).all()
-    with zipfile.ZipFile(_io.BytesIO(results_zip(sess))) as zf:
-        assert sorted(zf.namelist()) == ["classes.csv", "disk.png"]
+    assert labels[H // 2, W // 2] == 2 and labels[3, 3] == 1
+
+    with pytest.raises(PreventUpdate):  # an older stroke's request: a newer one trains (debounce)
+        retrain(services, sid, cur, annot={"rev": annot["rev"] - 1, "key": k})
+    unchanged = retrain(services, sid, cur, trigger=ids.TRAIN_REQUEST)
+    assert unchanged["model_version"] is no_update and "Model v1" in _text(unchanged["train_info"])
+    forced = retrain(services, sid, cur, trigger=ids.TRAIN, live=False)
+    assert forced["model_version"]["v"] == 2
 
 
-# -- real callbacks through Dash's endpoint -------------------------------------------------
-def _outputs(key_: str) -> list[dict]:
-    parts = key_[2:-2].split("...") if key_.startswith("..") else [key_]
-    return [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+def test_train_button_with_one_class_raises_the_user_error(services, sid, cur):
+    paint(services, sid, cur, _bg_stroke())
+    training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0)}, sid, services=services,
+                               notify=Notices())  # features cached
+    with pytest.raises(AnnotationError):
+        retrain(services, sid, cur, trigger=ids.TRAIN)
+    notices = Notices()
+    out = training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0), "force": True}, sid,
+                                     services=services, notify=notices)
+    assert out["model_version"] is no_update and notices[0][0] == "warning" and notices[0][2] == "Cannot train yet"
 
 
-def call(app, client, name: str, values: dict, changed: list[str]):
-    """POST one callback like the browser does; ``values`` maps 'id.prop' to its value."""
-    key_, spec = next((k, v) for k, v in app.callback_map.items()
-                      if getattr(v.get("callback"), "__name__", "") == name)
-    outs = _outputs(key_)
+def test_a_running_extraction_makes_later_strokes_wait(services, sid, cur):
+    paint(services, sid, cur, _bg_stroke())
+    _sess(services, sid).store.put_json(sid, "state", "extracting", {"t": __import__("time").time()})
+    out = retrain(services, sid, cur)
+    assert out["extract_request"] is no_update and "Still extracting" in _text(out["train_info"])
+    notices = Notices()
+    hint = training.cancelled(1, sid, services=services, notify=notices)["train_info"]
+    assert "Cancelled" in _text(hint) and notices[0][2] == "Cancelled"
+    assert _sess(services, sid).store.get_json(sid, "state", "extracting") is None
 
-    def deps(items):
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
-    body = {"output": key_, "outputs": outs if key_.startswith("..") else outs[0],
-            "inputs": deps(spec["inputs"]), "state": deps(spec["state"]), "changedPropIds": changed}
-    r = client.post("/_dash-update-component", json=body)
-    return r.status_code, (r.get_json() if r.status_code == 200 else None)
+
+def test_change_settings_validates_stores_and_asks_for_a_retrain(services, sid):
+    def change(trees=32, depth=10, live=True, trigger=ids.TREES, extractor="classical"):
+        return training.change_settings(extractor, [0, 8], trees, depth, "percentile", True, live, sid,
+                                        services=services, trigger=trigger)
+
+    for bad in (dict(trees=3), dict(trees=None), dict(depth=65)):
+        with pytest.raises(ConfigError):
+            change(**bad)
+    assert change(trees=64)["train_request"]["reason"] == "settings"
+    assert _sess(services, sid).settings()["trees"] == 64 and _sess(services, sid).settings()["sigmas"] == [0.3, 10.0]
+    with pytest.raises(PreventUpdate):
+        change(trees=64)  # nothing changed
+    assert change(trees=64, trigger=ids.LIVE)["train_request"]["reason"] == "settings"  # live switched on
+    with pytest.raises(PreventUpdate):
+        change(trees=100, live=False)  # stored, but no retrain without live update
+    assert _sess(services, sid).settings()["trees"] == 100
+
+
+def test_status_line_before_and_after_a_model(services, sid, cur):
+    before = training.status(None, sid, 1, services=services)
+    assert before["status"] == "1 image · no model yet"
+    paint(services, sid, cur, _bg_stroke(), _fg_stroke())
+    training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0)}, sid, services=services,
+                               notify=Notices())
+    after = training.status({"v": 1}, sid, 1, services=services)
+    assert after["status"] == "1 image · model v1 · classical" and "trained here" in after["model_info"]
+
+
+# -- overlays ----------------------------------------------------------------------------------------
+def test_show_overlay_for_each_mode(services, sid, trained):
+    k = key(trained["image"], 0)
+
+    def show(mode, trigger=ids.OVERLAY_MODE, mv=None):
+        return canvas.show_overlay(mv, mode, 2, CLASSES, sid, trained, services=services, trigger=trigger)
+
+    seg = show("segmentation")
+    assert seg["overlay"]["key"] == k and seg["proba_style"] == {"display": "none"}
+    ov = np.asarray(Image.open(_io.BytesIO(uri_bytes(seg["overlay"]["uri"]))))
+    assert (ov == _sess(services, sid).result(k)).all()  # palette PNG: pixel value = class id
+    assert show("probability")["proba_style"] == {} and png_size(show("probability")["overlay"]["uri"]) == (W, H)
+    assert png_size(show("uncertainty")["overlay"]["uri"]) == (W, H)
+    assert show("none")["overlay"] == {"key": k, "uri": None}
+    assert show("objects")["overlay"]["uri"] is None  # nothing measured yet
+    assert show("segmentation", ids.MODEL_VERSION, {"v": 1, "rendered": True})["overlay"] is no_update
+    assert show("segmentation", ids.MODEL_VERSION, {"v": 1})["overlay"]["key"] == k
+
+
+def test_build_canvas_asks_to_predict_a_plane_older_than_the_model(services, sid, trained):
+    other = upload(services, sid, ("second.png", _png(_disk(seed=3))))["current"]
+    out = canvas.build_canvas(other, sid, CLASSES, 1, 5, "segmentation", None, 0.5, True, None, services=services)
+    assert out["train_request"] == {"reason": "predict", "key": key(other["image"], 0)}
+    same = canvas.build_canvas(trained, sid, CLASSES, 1, 5, "segmentation", None, 0.5, True, None, services=services)
+    assert same["train_request"] is no_update
+
+
+# -- classes ---------------------------------------------------------------------------------------------
+def test_class_add_rename_recolour_and_delete(services, sid, cur):
+    sess = _sess(services, sid)
+    notices = Notices()
+
+    def edit(trigger, active, name=None, color=None, annot=None):
+        return classes.edit_classes(1, 1, name, color, active, sid, annot, services=services, trigger=trigger,
+                                    notify=notices)
+
+    with pytest.raises(PreventUpdate):
+        edit(ids.CLASS_DELETE, 2)  # two classes are the minimum
+    assert notices[-1][0] == "warning" and "at least two" in notices[-1][1]
+    added = edit(ids.CLASS_ADD, 1)
+    assert added["active"] == 3 and [c["name"] for c in added["classes"]] == ["Background", "Foreground", "Class 3"]
+    assert edit(ids.CLASS_NAME, 3, name="  Nuclei  ")["classes"][2]["name"] == "Nuclei"
+    for trigger, kw in ((ids.CLASS_NAME, dict(name="Nuclei")), (ids.CLASS_NAME, dict(name="   ")),
+                        (ids.CLASS_COLOR, dict(color=sess.classes()[2]["color"].upper()))):
+        with pytest.raises(PreventUpdate):  # unchanged or empty
+            edit(trigger, 3, **kw)
+    assert edit(ids.CLASS_COLOR, 3, color="#123456")["classes"][2]["color"] == "#123456"
+
+    third = {"type": "path", "path": "M10,10L20,20", "name": shape_name(3, 3)}
+    paint(services, sid, cur, _bg_stroke(), third)
+    gone = edit(ids.CLASS_DELETE, 3, annot={"rev": 1, "n": 4})
+    assert [c["id"] for c in gone["classes"]] == [1, 2] and gone["active"] == 1
+    assert gone["annot_version"] == {"rev": sess.annot_rev(), "key": None, "n": 5}
+    assert notices[-1] == ("info", "Deleted class Nuclei and its 1 stroke(s).", None)
+    assert [s["name"] for s in sess.shapes(key(cur["image"], 0))] == [shape_name(1, 3)]
+    for _ in range(18):
+        edit(ids.CLASS_ADD, 1)
+    with pytest.raises(PreventUpdate):
+        edit(ids.CLASS_ADD, 1)
+    assert notices[-1] == ("warning", "At most 20 classes.", None) and len(sess.classes()) == 20
+
+
+def test_show_and_choose_classes(services):
+    three = CLASSES + [{"id": 3, "name": "x", "color": "#00ff00"}]
+    out = classes.show_classes(three, 2, 1, 9)
+    assert (out["name"], out["color"], out["proba_class"], out["obj_class"]) == ("fg", "#ff0000", 1, 3)
+    assert classes.show_classes(None, 0, None, None)["color"] == "#ffffff"
+    pick = ids.class_select(3)
+    assert classes.choose_class([0, 0, 1], 1, trigger=pick, clicked=True) == {"active": 3}
+    assert classes.choose_class([0, 0, 1], 3, trigger=pick, clicked=True) == {"active": no_update}
+    with pytest.raises(PreventUpdate):
+        classes.choose_class([0, 0, 0], 1, trigger=pick, clicked=False)
+
+
+# -- batch ---------------------------------------------------------------------------------------------------
+def test_apply_all_segments_every_image_and_fills_the_gallery(services, sid, trained):
+    sess = _sess(services, sid)
+    second = upload(services, sid, ("second.png", _png(_disk(seed=5))))["current"]
+    calls, set_progress = _progress()
+    notices = Notices()
+    out = batch.apply_all(set_progress, 1, sid, services=services, notify=notices)
+    assert calls == [(2, "1/2 disk.png"), (50, "2/2 second.png")]
+    assert sess.result(key(second["image"], 0))[H // 2, W // 2] == 2 and out["model_version"]["v"] == 1
+    assert notices == [("success", "Segmented 2 image plane(s) with model v1. Download them as a ZIP.", None)]
+    cards = _text(out["gallery"])
+    assert "disk.png" in cards and "second.png" in cards and "model v1" in cards
+    assert _text(batch.show_gallery("gallery", sid, services=services)["gallery"]) == cards
+    with pytest.raises(PreventUpdate):
+        batch.show_gallery("objects", sid, services=services)
+
+
+def test_apply_all_without_a_model_says_so(services, sid, cur):
+    notices = Notices()
+    with pytest.raises(PreventUpdate):
+        batch.apply_all(lambda p: None, 1, sid, services=services, notify=notices)
+    assert notices[0][0] == "danger" and notices[0][1].startswith("no model yet")
+
+
+# -- objects -----------------------------------------------------------------------------------------------
+def test_measure_objects_and_download_the_table(services, sid, trained):
+    notices = Notices()
+
+    def measure(obj_class=2, min_size=5, pixel_size=None):
+        return objects.measure_objects(1, sid, trained, CLASSES, 0, min_size, True, obj_class, False, pixel_size,
+                                       "µm", services=services, notify=notices)
+
+    out = measure(pixel_size=0.5)
+    assert len(out["rows"]) == 1 and out["overlay_mode"] == "objects" and notices == []
+    area_px = np.pi * (min(H, W) / 4) ** 2
+    assert abs(out["rows"][0]["area"] / (0.25 * area_px) - 1) < 0.2
+    assert [c["id"] for c in out["columns"]][:2] == ["label", "area"] and "µm²" in _text(out["summary"])
+    overlay = canvas.show_overlay(None, "objects", 2, CLASSES, sid, trained, services=services,
+                                  trigger=ids.OVERLAY_MODE)["overlay"]
+    assert png_size(overlay["uri"]) == (W, H)
+    csv = objects.objects_csv(1, sid, trained, services=services)["download"]
+    assert csv["filename"] == "disk_objects.csv" and csv["content"].splitlines()[0].startswith("label,area")
+
+    assert measure(min_size=10 ** 6)["rows"] == [] and "No fg objects found" in notices.text()
+    for kwargs, match in ((dict(obj_class=None), "choose the class"), (dict(min_size=-1), "negative")):
+        with pytest.raises(ConfigError, match=match):
+            measure(**kwargs)
+
+
+def test_measure_and_csv_before_anything_is_segmented(services, sid, cur):
+    with pytest.raises(SegappError, match="nothing to measure yet"):
+        objects.measure_objects(1, sid, cur, CLASSES, 0, 0, False, 2, False, None, "px", services=services,
+                                notify=Notices())
+    with pytest.raises(SegappError, match="add an image first"):
+        objects.measure_objects(1, sid, None, CLASSES, 0, 0, False, 2, False, None, "px", services=services,
+                                notify=Notices())
+    with pytest.raises(SegappError, match="measure objects first"):
+        objects.objects_csv(1, sid, cur, services=services)
+
+
+# -- files: downloads, model upload, evaluation ---------------------------------------------------------------
+def _download(services, sid, cur, trigger):
+    payload = files.download(1, 1, 1, 1, 1, 1, sid, cur, services=services, trigger=trigger)["download"]
+    return payload["filename"], base64.b64decode(payload["content"])
+
+
+def test_downloads_of_results_annotations_model_and_zip(services, sid, trained):
+    sess, k = _sess(services, sid), key(trained["image"], 0)
+    name, data = _download(services, sid, trained, ids.DL_SEG_PNG)
+    assert name == "disk_segmentation.png" and (np.asarray(Image.open(_io.BytesIO(data))) == sess.result(k)).all()
+    name, data = _download(services, sid, trained, ids.DL_SEG_TIFF)
+    assert name == "disk_segmentation.tif" and (tifffile.imread(_io.BytesIO(data)) == sess.result(k)).all()
+    name, data = _download(services, sid, trained, ids.DL_PROBA)
+    proba = tifffile.imread(_io.BytesIO(data))  # one page per class
+    assert name == "disk_proba.tif" and proba.shape == (2, H, W) and np.allclose(proba.sum(0), 1, atol=0.01)
+    name, data = _download(services, sid, trained, ids.DL_ANNOT)
+    assert name == "disk_annotations.png" and (np.asarray(Image.open(_io.BytesIO(data))) == sess.labels(k)).all()
+    name, data = _download(services, sid, trained, ids.DL_MODEL)
+    assert name == "segapp-model-v1.segapp"
+    assert (Segmenter.load(data).predict(sess.plane(trained["image"])) == sess.result(k)).all()
+    name, data = _download(services, sid, trained, ids.DL_ZIP)
+    with zipfile.ZipFile(_io.BytesIO(data)) as zf:
+        assert name == "segapp-results.zip" and sorted(zf.namelist()) == ["classes.csv", "disk.png"]
+        assert zf.read("classes.csv").decode().splitlines()[1] == "1,Background,#1f77b4"
+
+
+def test_downloads_before_there_is_anything_to_download(services, sid, cur):
+    for trigger, match in ((ids.DL_MODEL, "no model yet"), (ids.DL_ZIP, "no results yet"),
+                           (ids.DL_ANNOT, "nothing painted"), (ids.DL_PROBA, "no segmentation"),
+                           (ids.DL_SEG_PNG, "no segmentation")):
+        with pytest.raises(SegappError, match=match):
+            _download(services, sid, cur, trigger)
+    with pytest.raises(SegappError, match="add an image first"):
+        _download(services, sid, None, ids.DL_SEG_TIFF)
+
+
+def test_upload_a_model_into_another_session_and_refuse_a_tampered_one(services, sid, trained):
+    classes.edit_classes(1, None, "Nuclei", None, 2, sid, None, services=services, trigger=ids.CLASS_NAME,
+                         notify=Notices())
+    name, model = _download(services, sid, trained, ids.DL_MODEL)
+    other = session.start_session(None, None)["session"]
+    cur = upload(services, other, ("again.png", _png(_disk(seed=7))))["current"]
+    notices = Notices()
+    out = files.upload_model(_uri(model, "application/octet-stream"), name, other, services=services, notify=notices)
+    assert [c["name"] for c in out["classes"]] == ["Background", "Nuclei"] and out["upload_contents"] is None
+    assert out["model_version"]["v"] == 1 and out["train_request"]["reason"] == "predict"
+    assert notices[0][0] == "success" and notices[0][1].startswith(f"Loaded {name}: 2 classes, features classical")
+    assert _sess(services, other).model_info()["source"] == "uploaded"
+    request = retrain(services, other, cur, trigger=ids.TRAIN_REQUEST)["extract_request"]  # new image: features
+    job = training.extract_and_train(lambda p: None, request, other, services=services, notify=notices)
+    assert job["model_version"]["v"] == 1 and _sess(services, other).model_info()["version"] == 1  # not retrained
+    labels = _sess(services, other).result(key(cur["image"], 0))
+    assert labels[H // 2, W // 2] == 2 and labels[3, 3] == 1  # predicted with the loaded model
+
+    bad = bytearray(model)
+    bad[len(bad) // 2] ^= 0xFF
+    notices = Notices()
+    refused = files.upload_model(_uri(bytes(bad)), "evil.segapp", other, services=services, notify=notices)
+    assert refused == {"classes": no_update, "train_request": no_update, "upload_contents": None,
+                       "model_version": no_update}
+    assert notices[0][2] == "Model file refused" and notices[0][1].startswith("evil.segapp: ")
+    assert _sess(services, other).model_info()["version"] == 1  # the loaded model is kept
+    with pytest.raises(PreventUpdate):
+        files.upload_model(None, None, other, services=services, notify=notices)
+
+
+def test_evaluate_against_ground_truth(services, sid, trained):
+    out = files.evaluate(_uri(_png(_disk_truth())), "truth.png", sid, trained, CLASSES, services=services)
+    text = _text(out["result"])
+    assert out["upload_contents"] is None and "fg" in text and "truth.png" in text and "GT pixels" in text
+    assert float(re.search(r"mean IoU ([0-9.]+)%", text).group(1)) > 90  # the disk is segmented well
+    with pytest.raises(SegappError, match="truth.png is 40×30 but the image is 80×64"):
+        files.evaluate(_uri(_png(_disk_truth(30, 40))), "truth.png", sid, trained, CLASSES, services=services)
+    with pytest.raises(SegappError, match="segment this image first"):
+        other = upload(services, sid, ("second.png", _png(_disk(seed=9))))["current"]
+        files.evaluate(_uri(_png(_disk_truth())), "truth.png", sid, other, CLASSES, services=services)
+    with pytest.raises(PreventUpdate):
+        files.evaluate(None, None, sid, trained, CLASSES, services=services)
+
+
+# -- wiring: every plain function is a callback, and the adapter fills in Dash's context ------------------------
+MODULES = (session, images, canvas, classes, training, objects, batch, files)
 
 
 @pytest.fixture
@@ -143,44 +619,52 @@ def app(tmp_path):
     return create_app(Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache"))
 
 
-def test_callbacks_session_upload_strokes_and_overlay_patch(app, tmp_path):
-    client = app.server.test_client()
-    status, resp = call(app, client, "start_session", {"session-id.data": None}, ["session-id.modified_timestamp"])
-    sid = resp["response"]["session-id"]["data"]
-    assert status == 200 and len(sid) >= 32
-    upload = "data:image/png;base64," + __import__("base64").b64encode(_png(_image())).decode()
-    status, resp = call(app, client, "upload_images",
-                        {"upload-images.contents": [upload], "upload-images.filename": ["disk.png"],
-                         "session-id.data": sid}, ["upload-images.contents"])
-    cur = resp["response"]["current-image"]["data"]
-    status, resp = call(app, client, "build_canvas",
-                        {"current-image.data": cur, "session-id.data": sid, "classes.data": None,
-                         "active-class.data": 1, "stroke-width.value": 3, "overlay-mode.value": "segmentation",
-                         "overlay-opacity.value": 0.5, "show-annotations.value": True}, ["current-image.data"])
-    fig = resp["response"]["canvas"]["figure"]
-    assert [t["type"] for t in fig["data"]] == ["image", "image"] and fig["layout"]["dragmode"] == "drawopenpath"
-    base_bytes = len(json.dumps(fig))
-    classes = [{"id": 1, "name": "bg", "color": "#0000ff"}, {"id": 2, "name": "fg", "color": "#ff0000"}]
-    status, resp = call(app, client, "save_strokes",
-                        {"canvas.relayoutData": {"shapes": _strokes()}, "session-id.data": sid,
-                         "current-image.data": cur, "classes.data": classes, "show-annotations.value": True},
-                        ["canvas.relayoutData"])
-    annot = resp["response"]["annot-version"]["data"]
-    values = {"annot-version.data": annot, "live-update.value": True, "session-id.data": sid,
-              "current-image.data": cur}
-    status, resp = call(app, client, "retrain", values, ["annot-version.data"])
-    assert "extract-request" in resp["response"]  # features not cached yet -> background job
-    sess = Session(LocalStore(tmp_path / "data"), sid)
-    services = app.server.extensions["segapp"]
-    refresh(sess, services.feature_cache, services.models, key(cur["image"], 0), retrain=True)  # = the job
-    status, resp = call(app, client, "show_overlay",
-                        {"overlay-mode.value": "segmentation", "classes.data": classes, "session-id.data": sid,
-                         "current-image.data": cur, "model-version.data": {"v": 1}}, ["model-version.data"])
-    overlay = resp["response"]["overlay-data"]["data"]  # the browser patches it into the figure
-    assert overlay["key"] == key(cur["image"], 0) and png_size(overlay["uri"]) == (80, 64)
-    assert len(json.dumps(resp)) < base_bytes
-    # a different session sees nothing of this one
-    status, resp = call(app, client, "show_thumbnails",
-                        {"session-id.data": new_session_id(), "current-image.data": None}, ["images-version.data"])
-    assert "disk.png" not in json.dumps(resp)
+def test_every_plain_callback_function_is_wired_once(app):
+    plain = {f"{m.__name__}.{name}" for m in MODULES for name, fn in vars(m).items()
+             if callable(fn) and hasattr(fn, "dash_spec") and fn.__module__ == m.__name__}
+    wired = [f"{cb['callback'].__module__}.{cb['callback'].__name__}" for cb in app.callback_map.values()
+             if "callback" in cb]
+    assert len(plain) == 31 and sorted(wired) == sorted(plain)
+    assert callbacks.register_all.__module__ == "segapp.ui.callbacks"
 
+
+def post(app, client, name: str, values: dict, changed: list[str]):
+    """POST one callback like the browser does; ``values`` maps 'id.prop' to its value."""
+    key_, spec = next((k, v) for k, v in app.callback_map.items()
+                      if getattr(v.get("callback"), "__name__", "") == name)
+    parts = key_[2:-2].split("...") if key_.startswith("..") else [key_]
+    outs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+
+    def deps(items):
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
+    body = {"output": key_, "outputs": outs if key_.startswith("..") else outs[0],
+            "inputs": deps(spec["inputs"]), "state": deps(spec["state"]), "changedPropIds": changed}
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code in (200, 204), r.data[:300]
+    return r.get_json() if r.status_code == 200 else None
+
+
+def test_dash_endpoint_passes_services_trigger_and_notify_to_the_plain_functions(app):
+    client = app.server.test_client()
+    sid = post(app, client, "start_session", {"session-id.data": None},
+               ["session-id.modified_timestamp"])["response"]["session-id"]["data"]
+    resp = post(app, client, "upload_images",
+                {"upload-images.contents": [_uri(_png(_disk())), _uri(b"junk")],
+                 "upload-images.filename": ["disk.png", "junk.png"], "session-id.data": sid},
+                ["upload-images.contents"])
+    cur = resp["response"]["current-image"]["data"]
+    assert resp["response"]["images-version"]["data"] == 1 and resp["response"]["upload-images"]["contents"] is None
+    assert "junk.png" in _text(resp["sideUpdate"])  # notify -> set_props -> the toast container
+    state = {"session-id.data": sid, "current-image.data": cur, "classes.data": CLASSES,
+             "show-annotations.value": True, "active-class.data": 2}
+    post(app, client, "save_strokes", {**state, "canvas.relayoutData": {"shapes": [_bg_stroke(), _fg_stroke()]}},
+         ["canvas.relayoutData"])
+    resp = post(app, client, "edit_history", {**state, "clear-class.n_clicks": 1}, ["clear-class.n_clicks"])
+    sess = app.server.extensions["segapp"].session(sid)
+    assert [s["name"] for s in sess.shapes(key(cur["image"], 0))] == [shape_name(1, 3)]  # trigger = clear-class
+    assert resp["response"]["annot-version"]["data"]["rev"] == sess.annot_rev()
+    resp = post(app, client, "edit_history", {**state, "undo.n_clicks": 1}, ["undo.n_clicks"])
+    assert len(sess.shapes(key(cur["image"], 0))) == 2
+    other = post(app, client, "show_thumbnails", {"session-id.data": new_session_id(), "current-image.data": None},
+                 ["images-version.data"])
+    assert "disk.png" not in _text(other)

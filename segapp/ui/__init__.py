@@ -2,6 +2,8 @@
 
 ``create_app(settings)`` builds a ready-to-serve :class:`dash.Dash`; ``app.py``
 at the repository root calls it and exposes ``server`` for gunicorn.
+``make_services(settings)`` builds the per-process infrastructure the callbacks
+take as ``services`` (tests call the plain callback functions with one).
 """
 
 from __future__ import annotations
@@ -11,6 +13,39 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 log = logging.getLogger("segapp.ui")
+
+
+def make_services(settings):
+    """The per-process :class:`~segapp.ui.session.Services` for ``settings``: store, feature and model caches.
+
+    Parameters
+    ----------
+    settings : segapp.config.Settings
+
+    Returns
+    -------
+    Services
+        A local-directory store (or Redis when ``settings.redis_url`` is set), a
+        disk feature cache under ``settings.cache_dir`` and an empty model cache.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from segapp.config import Settings
+    >>> d = tempfile.mkdtemp()
+    >>> services = make_services(Settings(data_dir=d + "/data", cache_dir=d + "/cache"))
+    >>> type(services.store).__name__, services.session("a" * 32).images()
+    ('LocalStore', [])
+    """
+    from ..store import open_store
+    from .pipeline import DiskFeatureCache, ModelCache
+    from .session import Services
+
+    store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
+    services = Services(settings=settings, store=store,
+                        feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
+    services.models = ModelCache()
+    return services
 
 
 def create_app(settings=None):
@@ -29,20 +64,14 @@ def create_app(settings=None):
 
     from ..config import get_settings
     from ..jobs.manager import make_background_manager
-    from ..store import open_store
     from .callbacks import on_error, register_all
     from .callbacks.session import extractor_options
     from .layout import build_layout
-    from .pipeline import DiskFeatureCache, ModelCache
-    from .session import Services
 
     settings = settings or get_settings()
-    store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
-    if hasattr(store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
-        store.purge_expired()
-    services = Services(settings=settings, store=store,
-                        feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
-    services.models = ModelCache()
+    services = make_services(settings)
+    if hasattr(services.store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
+        services.store.purge_expired()
     app = dash.Dash(
         __name__, title="segapp", update_title=None, assets_folder=str(ASSETS),
         background_callback_manager=make_background_manager(settings),

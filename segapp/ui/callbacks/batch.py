@@ -14,9 +14,7 @@ from ..layout import gallery_items
 from ..pipeline import load_model, predict
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
-from .common import notify, valid_session
-
-SHOW, HIDE = {}, {"display": "none"}
+from .common import background_job, callback_spec, valid_session, wire
 
 
 def all_keys(sess) -> list[tuple[dict, int, str]]:
@@ -53,39 +51,61 @@ def gallery(sess) -> list:
     return gallery_items(items)
 
 
-def register(app, services):
-    @app.callback(Output(ids.GALLERY, "children"), Input("results-tabs", "active_tab"),
-                  State(ids.SESSION, "data"))
-    def show_gallery(tab, sid):
-        if tab != "gallery" or not valid_session(sid):
-            raise PreventUpdate
-        return gallery(services.session(sid))
+@callback_spec(output=dict(gallery=Output(ids.GALLERY, "children")),
+               inputs=dict(tab=Input("results-tabs", "active_tab")), state=dict(sid=State(ids.SESSION, "data")))
+def show_gallery(tab, sid, *, services):
+    """The results gallery, rendered when its tab opens.
 
-    @app.callback(
-        Output(ids.GALLERY, "children", allow_duplicate=True), Output(ids.MODEL_VERSION, "data", allow_duplicate=True),
-        Input(ids.APPLY_ALL, "n_clicks"), State(ids.SESSION, "data"),
-        background=True, interval=400, prevent_initial_call=True,
-        progress=[Output(ids.APPLY_PROGRESS, "value"), Output(ids.APPLY_PROGRESS, "label")],
-        progress_default=[0, ""],
-        running=[(Output(ids.APPLY_ROW, "style"), SHOW, HIDE), (Output(ids.APPLY_ALL, "disabled"), True, False),
-                 (Output(ids.TRAIN, "disabled"), True, False)],
-        cancel=[Input(ids.APPLY_CANCEL, "n_clicks")],
-    )
-    def apply_all(set_progress, _n, sid):
-        """Predict every plane of every image with the current model (skipping up-to-date results)."""
-        sess = services.session(sid)
-        try:
-            seg = load_model(sess, services.models, services.feature_cache)
-            if seg is None:
-                raise SegappError("no model yet: paint two classes and train, or load a model file")
-            version = sess.model_info()["version"]
-            todo = all_keys(sess)
-            for i, (meta, z, k) in enumerate(todo):
-                set_progress((int(100 * i / len(todo)) or 2, f"{i + 1}/{len(todo)} {meta['name']}"))
-                if sess.result_version(k) != version:
-                    predict(sess, seg, k, version)
-        except SegappError as e:
-            notify(str(e), "danger", "Could not apply the model")
-            raise PreventUpdate
-        notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
-        return gallery(sess), {"v": version, "t": time.time()}
+    Returns
+    -------
+    dict
+        ``gallery``: one card per segmented plane.
+    """
+    if tab != "gallery" or not valid_session(sid):
+        raise PreventUpdate
+    return {"gallery": gallery(services.session(sid))}
+
+
+@callback_spec(
+    output=dict(gallery=Output(ids.GALLERY, "children", allow_duplicate=True),
+                model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True)),
+    inputs=dict(n_clicks=Input(ids.APPLY_ALL, "n_clicks")), state=dict(sid=State(ids.SESSION, "data")),
+    **background_job(progress=[Output(ids.APPLY_PROGRESS, "value"), Output(ids.APPLY_PROGRESS, "label")],
+                     row=ids.APPLY_ROW, cancel=ids.APPLY_CANCEL, disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
+)
+def apply_all(set_progress, n_clicks, sid, *, services, notify):
+    """Predict every plane of every image with the current model (skipping up-to-date results).
+
+    Parameters
+    ----------
+    set_progress : callable
+        ``set_progress((percent, label))`` moves the progress bar.
+    n_clicks : int
+    sid : str
+
+    Returns
+    -------
+    dict
+        ``gallery`` (every result) and ``model_version`` (``{"v", "t"}``: the overlay refreshes);
+        PreventUpdate (after a toast) when there is no model.
+    """
+    sess = services.session(sid)
+    try:
+        seg = load_model(sess, services.models, services.feature_cache)
+        if seg is None:
+            raise SegappError("no model yet: paint two classes and train, or load a model file")
+        version = sess.model_info()["version"]
+        todo = all_keys(sess)
+        for i, (meta, z, k) in enumerate(todo):
+            set_progress((int(100 * i / len(todo)) or 2, f"{i + 1}/{len(todo)} {meta['name']}"))
+            if sess.result_version(k) != version:
+                predict(sess, seg, k, version)
+    except SegappError as e:
+        notify(str(e), "danger", "Could not apply the model")
+        raise PreventUpdate
+    notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
+    return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}
+
+
+def register(app, services):
+    wire(app, services, show_gallery, apply_all)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, Patch, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from ... import io
@@ -13,7 +13,7 @@ from .. import ids
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
 from ..render import heatmap_png_uri, instances_png_uri, labels_png_uri
 from ..session import key
-from .common import valid_session
+from .common import callback_spec, valid_session, wire
 
 HIDDEN, SHOWN = {"display": "none"}, {}
 
@@ -57,109 +57,195 @@ def canvas_info(meta: dict, z: int) -> list:
                       className="ci-meta")]
 
 
+def _shapes_patch(shapes: list[dict], classes: list[dict], show) -> Patch:
+    """A figure Patch that replaces only the strokes."""
+    patch = Patch()
+    patch["layout"]["shapes"] = style_shapes(shapes, classes, show)
+    return patch
+
+
+@callback_spec(
+    output=dict(figure=Output(ids.GRAPH, "figure"), hint_style=Output(ids.EMPTY_HINT, "style"),
+                info=Output(ids.CANVAS_INFO, "children"),
+                train_request=Output(ids.TRAIN_REQUEST, "data", allow_duplicate=True)),
+    inputs=dict(cur=Input(ids.CURRENT, "data")),
+    state=dict(sid=State(ids.SESSION, "data"), classes=State(ids.CLASSES, "data"),
+               active=State(ids.ACTIVE_CLASS, "data"), width=State(ids.STROKE_WIDTH, "value"),
+               mode=State(ids.OVERLAY_MODE, "value"), proba_class=State(ids.PROBA_CLASS, "value"),
+               opacity=State(ids.OPACITY, "value"), show=State(ids.SHOW_ANNOT, "value"),
+               scale=State(ids.SCALE, "data")),
+    prevent_initial_call=True,
+)
+def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, show, scale, *, services):
+    """A full figure, sent once per image plane; everything later is a Patch.
+
+    Parameters
+    ----------
+    cur : dict or None
+        ``{"image", "plane"}`` to show.
+    sid : str
+    classes : list of dict or None
+        The browser's copy of the classes (the server's when None).
+    active, width, mode, proba_class, opacity, show, scale
+        Active class, brush width, overlay mode, class of the probability view,
+        overlay opacity, strokes shown, screen pixels per image pixel.
+    services : Services
+
+    Returns
+    -------
+    dict
+        ``figure``, ``hint_style`` (the empty-canvas hint), ``info`` (name and size line) and
+        ``train_request``: a predict request when the plane's result is older than the model.
+    """
+    if not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    meta = sess.meta(cur["image"]) if cur else None
+    if meta is None:
+        return {"figure": empty_figure(), "hint_style": SHOWN, "info": [], "train_request": no_update}
+    z = int(cur.get("plane", 0))
+    k = key(meta["id"], z)
+    classes = classes or sess.classes()
+    fig = canvas_figure(display_uri(sess, meta["id"], z), meta["shape"][1:3], shapes=sess.shapes(k),
+                        classes=classes, active=active, width=width, revision=k,
+                        overlay_uri=overlay_uri(sess, k, mode, proba_class, classes), opacity=opacity,
+                        show_shapes=show, scale=scale)
+    info = sess.model_info()
+    need = bool(info) and sess.result_version(k) != info.get("version")
+    return {"figure": fig, "hint_style": HIDDEN, "info": canvas_info(meta, z),
+            "train_request": {"reason": "predict", "key": k} if need else no_update}
+
+
+@callback_spec(
+    output=dict(annot_version=Output(ids.ANNOT_VERSION, "data"),
+                figure=Output(ids.GRAPH, "figure", allow_duplicate=True)),
+    inputs=dict(relayout=Input(ids.GRAPH, "relayoutData")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"), classes=State(ids.CLASSES, "data"),
+               show=State(ids.SHOW_ANNOT, "value")),
+    prevent_initial_call=True,
+)
+def save_strokes(relayout, sid, cur, classes, show, *, services):
+    """A drawn, edited or erased shape: store it (with its rasterised labels) for this plane.
+
+    Parameters
+    ----------
+    relayout : dict
+        Plotly's ``relayoutData`` (``{"shapes": [...]}`` or ``{"shapes[i].path": ...}``).
+
+    Returns
+    -------
+    dict
+        ``annot_version``: ``{"rev", "key"}`` (triggers retraining); ``figure``: a Patch of the strokes.
+    """
+    if not relayout or not cur or not any(k.startswith("shapes") for k in relayout):
+        raise PreventUpdate
+    sess = services.session(sid)
+    k = key(cur["image"], cur.get("plane", 0))
+    meta = sess.meta(cur["image"])
+    if meta is None:
+        raise PreventUpdate
+    shapes = apply_relayout(sess.shapes(k), relayout)
+    shapes = [s for s in shapes if _has_class(s)]
+    sess.set_shapes(k, shapes, shapes_to_labels(shapes, meta["shape"][1:3]))
+    return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
+
+
+@callback_spec(
+    output=dict(annot_version=Output(ids.ANNOT_VERSION, "data", allow_duplicate=True),
+                figure=Output(ids.GRAPH, "figure", allow_duplicate=True)),
+    inputs=dict(undo=Input(ids.UNDO, "n_clicks"), redo=Input(ids.REDO, "n_clicks"),
+                clear_class=Input(ids.CLEAR_CLASS, "n_clicks"), clear_all=Input(ids.CLEAR_ALL, "n_clicks")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"), classes=State(ids.CLASSES, "data"),
+               active=State(ids.ACTIVE_CLASS, "data"), show=State(ids.SHOW_ANNOT, "value")),
+    prevent_initial_call=True,
+)
+def edit_history(undo, redo, clear_class, clear_all, sid, cur, classes, active, show, *, services, trigger):
+    """Undo, redo, clear the active class's strokes or clear all strokes of the current plane.
+
+    Parameters
+    ----------
+    undo, redo, clear_class, clear_all : int
+        Click counts (only ``trigger`` matters).
+    trigger : str
+        The id of the button pressed (``ids.UNDO``, ``ids.REDO``, ``ids.CLEAR_CLASS``, ``ids.CLEAR_ALL``).
+
+    Returns
+    -------
+    dict
+        ``annot_version`` and ``figure`` (a Patch of the strokes), as :func:`save_strokes`;
+        PreventUpdate when nothing changed.
+    """
+    if not cur:
+        raise PreventUpdate
+    sess = services.session(sid)
+    k = key(cur["image"], cur.get("plane", 0))
+    before = sess.shapes(k)
+    if trigger == ids.UNDO:
+        shapes = sess.undo(k)
+    elif trigger == ids.REDO:
+        shapes = sess.redo(k)
+    else:
+        keep = [] if trigger == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
+        sess.set_shapes(k, keep)
+        shapes = keep
+    if shapes == before:
+        raise PreventUpdate
+    return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
+
+
+@callback_spec(output=dict(figure=Output(ids.GRAPH, "figure", allow_duplicate=True)),
+               inputs=dict(show=Input(ids.SHOW_ANNOT, "value"), classes=Input(ids.CLASSES, "data")),
+               state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data")), prevent_initial_call=True)
+def restyle_strokes(show, classes, sid, cur, *, services):
+    """Show/hide strokes, or recolour them after a class colour changed.
+
+    Returns
+    -------
+    dict
+        ``figure``: a Patch of the strokes.
+    """
+    if not cur or not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    return {"figure": _shapes_patch(sess.shapes(key(cur["image"], cur.get("plane", 0))), classes, show)}
+
+
+@callback_spec(
+    output=dict(overlay=Output(ids.OVERLAY, "data"), proba_style=Output(ids.PROBA_CLASS, "style")),
+    inputs=dict(model_version=Input(ids.MODEL_VERSION, "data"), mode=Input(ids.OVERLAY_MODE, "value"),
+                proba_class=Input(ids.PROBA_CLASS, "value"), classes=Input(ids.CLASSES, "data")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data")),
+    prevent_initial_call=True,
+)
+def show_overlay(model_version, mode, proba_class, classes, sid, cur, *, services, trigger):
+    """The overlay PNG for the plane on screen (the browser patches it into the figure).
+
+    Parameters
+    ----------
+    model_version : dict or None
+        ``{"v", "rendered"}``; ``rendered`` means the overlay was already sent with the new model.
+    mode : str
+        ``segmentation``, ``probability``, ``uncertainty``, ``objects`` or ``none``.
+    trigger : str
+        The id of the input that changed.
+
+    Returns
+    -------
+    dict
+        ``overlay``: ``{"key", "uri"}`` for the plane (``no_update`` when already rendered);
+        ``proba_style``: the class chooser is shown only for the probability view.
+    """
+    style = {} if mode == "probability" else {"display": "none"}
+    rendered = trigger == ids.MODEL_VERSION and (model_version or {}).get("rendered")
+    if not cur or not valid_session(sid) or rendered:
+        return {"overlay": no_update, "proba_style": style}
+    sess = services.session(sid)
+    k = key(cur["image"], cur.get("plane", 0))
+    return {"overlay": {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes)}, "proba_style": style}
+
+
 def register(app, services):
-    @app.callback(
-        Output(ids.GRAPH, "figure"), Output(ids.EMPTY_HINT, "style"), Output(ids.CANVAS_INFO, "children"),
-        Output(ids.TRAIN_REQUEST, "data", allow_duplicate=True),
-        Input(ids.CURRENT, "data"),
-        State(ids.SESSION, "data"), State(ids.CLASSES, "data"), State(ids.ACTIVE_CLASS, "data"),
-        State(ids.STROKE_WIDTH, "value"), State(ids.OVERLAY_MODE, "value"), State(ids.PROBA_CLASS, "value"),
-        State(ids.OPACITY, "value"), State(ids.SHOW_ANNOT, "value"), State(ids.SCALE, "data"),
-        prevent_initial_call=True,
-    )
-    def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, show, scale):
-        """A full figure, sent once per image plane; everything later is a Patch."""
-        if not valid_session(sid):
-            raise PreventUpdate
-        sess = services.session(sid)
-        meta = sess.meta(cur["image"]) if cur else None
-        if meta is None:
-            return empty_figure(), SHOWN, [], no_update
-        z = int(cur.get("plane", 0))
-        k = key(meta["id"], z)
-        classes = classes or sess.classes()
-        fig = canvas_figure(display_uri(sess, meta["id"], z), meta["shape"][1:3], shapes=sess.shapes(k),
-                            classes=classes, active=active, width=width, revision=k,
-                            overlay_uri=overlay_uri(sess, k, mode, proba_class, classes), opacity=opacity,
-                            show_shapes=show, scale=scale)
-        info = sess.model_info()
-        need = bool(info) and sess.result_version(k) != info.get("version")
-        return fig, HIDDEN, canvas_info(meta, z), ({"reason": "predict", "key": k} if need else no_update)
-
-    @app.callback(
-        Output(ids.ANNOT_VERSION, "data"), Output(ids.GRAPH, "figure", allow_duplicate=True),
-        Input(ids.GRAPH, "relayoutData"),
-        State(ids.SESSION, "data"), State(ids.CURRENT, "data"), State(ids.CLASSES, "data"),
-        State(ids.SHOW_ANNOT, "value"), prevent_initial_call=True,
-    )
-    def save_strokes(relayout, sid, cur, classes, show):
-        """A drawn, edited or erased shape: store it (with its rasterised labels) for this plane."""
-        if not relayout or not cur or not any(k.startswith("shapes") for k in relayout):
-            raise PreventUpdate
-        sess = services.session(sid)
-        k = key(cur["image"], cur.get("plane", 0))
-        meta = sess.meta(cur["image"])
-        if meta is None:
-            raise PreventUpdate
-        shapes = apply_relayout(sess.shapes(k), relayout)
-        shapes = [s for s in shapes if _has_class(s)]
-        sess.set_shapes(k, shapes, shapes_to_labels(shapes, meta["shape"][1:3]))
-        patch = Patch()
-        patch["layout"]["shapes"] = style_shapes(shapes, classes, show)
-        return {"rev": sess.annot_rev(), "key": k}, patch
-
-    @app.callback(
-        Output(ids.ANNOT_VERSION, "data", allow_duplicate=True), Output(ids.GRAPH, "figure", allow_duplicate=True),
-        Input(ids.UNDO, "n_clicks"), Input(ids.REDO, "n_clicks"), Input(ids.CLEAR_CLASS, "n_clicks"),
-        Input(ids.CLEAR_ALL, "n_clicks"),
-        State(ids.SESSION, "data"), State(ids.CURRENT, "data"), State(ids.CLASSES, "data"),
-        State(ids.ACTIVE_CLASS, "data"), State(ids.SHOW_ANNOT, "value"), prevent_initial_call=True,
-    )
-    def edit_history(_u, _r, _cc, _ca, sid, cur, classes, active, show):
-        if not cur:
-            raise PreventUpdate
-        sess = services.session(sid)
-        k = key(cur["image"], cur.get("plane", 0))
-        before = sess.shapes(k)
-        if ctx.triggered_id == ids.UNDO:
-            shapes = sess.undo(k)
-        elif ctx.triggered_id == ids.REDO:
-            shapes = sess.redo(k)
-        else:
-            keep = [] if ctx.triggered_id == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
-            sess.set_shapes(k, keep)
-            shapes = keep
-        if shapes == before:
-            raise PreventUpdate
-        patch = Patch()
-        patch["layout"]["shapes"] = style_shapes(shapes, classes, show)
-        return {"rev": sess.annot_rev(), "key": k}, patch
-
-    @app.callback(Output(ids.GRAPH, "figure", allow_duplicate=True), Input(ids.SHOW_ANNOT, "value"),
-                  Input(ids.CLASSES, "data"), State(ids.SESSION, "data"), State(ids.CURRENT, "data"),
-                  prevent_initial_call=True)
-    def restyle_strokes(show, classes, sid, cur):
-        """Show/hide strokes, or recolour them after a class colour changed."""
-        if not cur or not valid_session(sid):
-            raise PreventUpdate
-        sess = services.session(sid)
-        patch = Patch()
-        patch["layout"]["shapes"] = style_shapes(sess.shapes(key(cur["image"], cur.get("plane", 0))), classes, show)
-        return patch
-
-    @app.callback(Output(ids.OVERLAY, "data"), Output(ids.PROBA_CLASS, "style"),
-                  Input(ids.MODEL_VERSION, "data"), Input(ids.OVERLAY_MODE, "value"), Input(ids.PROBA_CLASS, "value"),
-                  Input(ids.CLASSES, "data"),
-                  State(ids.SESSION, "data"), State(ids.CURRENT, "data"), prevent_initial_call=True)
-    def show_overlay(mv, mode, proba_class, classes, sid, cur):
-        """The overlay PNG for the plane on screen (the browser patches it into the figure)."""
-        style = {} if mode == "probability" else {"display": "none"}
-        if not cur or not valid_session(sid) or (ctx.triggered_id == ids.MODEL_VERSION and (mv or {}).get("rendered")):
-            return no_update, style
-        sess = services.session(sid)
-        k = key(cur["image"], cur.get("plane", 0))
-        return {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes)}, style
-
+    wire(app, services, build_canvas, save_strokes, edit_history, restyle_strokes, show_overlay)
     # the overlay reaches the figure only if that plane is still the one on screen (no race on image switches)
     app.clientside_callback(ClientsideFunction("segapp", "overlay"), Output(ids.GRAPH, "figure", allow_duplicate=True),
                             Input(ids.OVERLAY, "data"), State(ids.GRAPH, "id"), prevent_initial_call=True)

@@ -1,21 +1,61 @@
-"""Helpers shared by the callback modules: messages to the user, session lookup."""
+"""Helpers shared by the callback modules: the plain-function callback pattern, messages, session ids.
+
+The pattern
+-----------
+A callback body is a module-level plain function of its named inputs and
+states; it returns a dict of its named outputs.  :func:`callback_spec` attaches
+Dash's flexible-signature arguments (``output=dict(...)``, ``inputs=dict(...)``,
+``state=dict(...)``, ``background=...``) to the function without changing it,
+and each module's ``register(app, services)`` calls :func:`wire`, which hands
+every function to ``app.callback`` through a tiny adapter.  The adapter fills in
+the keyword-only parameters a function declares that Dash cannot provide:
+
+``services``  the process's :class:`~segapp.ui.session.Services`
+``trigger``   ``ctx.triggered_id`` (which input fired; a dict for pattern-matching ids)
+``clicked``   True when the trigger is a real click (pattern-matching buttons re-render with 0)
+``notify``    :func:`notify`, which shows a toast (tests pass a recorder instead)
+
+Background callbacks take Dash's ``set_progress`` as their first positional
+parameter.  A test calls the function directly with all of these.
+
+Examples
+--------
+>>> from dash import Input, Output
+>>> @callback_spec(output=dict(text=Output("out", "children")), inputs=dict(n=Input("btn", "n_clicks")))
+... def count(n, *, trigger):
+...     return {"text": f"{n} clicks on {trigger}"}
+>>> count(3, trigger="btn")
+{'text': '3 clicks on btn'}
+>>> sorted(count.dash_spec)
+['inputs', 'output']
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 
-from dash import Patch, ctx, set_props
+from dash import Input, Output, Patch, ctx, set_props
 
 from ...errors import SegappError
 from .. import ids
 from ..layout import toast
 
 log = logging.getLogger("segapp.ui")
+SHOW, HIDE = {}, {"display": "none"}
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def valid_session(sid) -> bool:
+    """True for a well-formed session id (what the browser's localStorage should hold).
+
+    Examples
+    --------
+    >>> valid_session("a" * 32), valid_session("../etc"), valid_session(None)
+    (True, False, False)
+    """
     return isinstance(sid, str) and bool(_SESSION_RE.match(sid))
 
 
@@ -41,10 +81,92 @@ def on_error(err: Exception):
     return None
 
 
-def clicked() -> bool:
-    """True when the triggering input is a real click (pattern-matching buttons re-render with 0)."""
+def bump(version) -> int:
+    """The next value of a version counter kept in a ``dcc.Store`` (1 when unset or malformed).
+
+    Examples
+    --------
+    >>> bump(None), bump(4), bump("x")
+    (1, 5, 1)
+    """
+    return (version or 0) + 1 if isinstance(version, int) else 1
+
+
+# -- the plain-function callback pattern ----------------------------------------------------------
+def callback_spec(**spec):
+    """Decorator: record ``app.callback`` keyword arguments on a plain function (returned unchanged).
+
+    Parameters
+    ----------
+    **spec
+        Exactly what ``app.callback`` takes, with the flexible signatures:
+        ``output=dict(name=Output(...))``, ``inputs=dict(name=Input(...))``,
+        ``state=dict(name=State(...))``, plus ``prevent_initial_call``, ``background`` etc.
+        The input and state names are the function's parameter names; the output
+        names are the keys of the dict the function returns.
+    """
+    def attach(fn):
+        fn.dash_spec = spec
+        return fn
+    return attach
+
+
+def background_job(*, progress: list, row: str, cancel: str, disable: tuple[str, ...], interval: int) -> dict:
+    """The :func:`callback_spec` arguments of a cancellable background job with a progress bar.
+
+    Parameters
+    ----------
+    progress : list of Output
+        What ``set_progress((value, label))`` updates.
+    row : str
+        Id of the progress row, shown while the job runs.
+    cancel : str
+        Id of the button that cancels the job.
+    disable : tuple of str
+        Ids of the buttons disabled while it runs.
+    interval : int
+        How often (ms) the browser polls for progress.
+
+    Examples
+    --------
+    >>> spec = background_job(progress=[Output("bar", "value")], row="bar-row", cancel="stop", disable=("go",),
+    ...                       interval=250)
+    >>> spec["background"], len(spec["running"]), spec["progress_default"]
+    (True, 2, [0])
+    """
+    return dict(background=True, interval=interval, prevent_initial_call=True, progress=progress,
+                progress_default=[0, ""][:len(progress)],
+                running=[(Output(row, "style"), SHOW, HIDE)] + [(Output(b, "disabled"), True, False) for b in disable],
+                cancel=[Input(cancel, "n_clicks")])
+
+
+def _triggered_by_click() -> bool:
     return any(t.get("value") for t in ctx.triggered)
 
 
-def bump(version) -> int:
-    return (version or 0) + 1 if isinstance(version, int) else 1
+REQUEST_CONTEXT = {  # keyword-only parameters the adapter reads from Dash's context on every call
+    "trigger": lambda: ctx.triggered_id,
+    "clicked": _triggered_by_click,
+}
+
+
+def adapt(fn, services):
+    """The Dash callback for plain function ``fn``: Dash's arguments plus the context ``fn`` asks for.
+
+    ``functools.wraps`` keeps ``fn``'s name and source, which Dash hashes to key
+    background callbacks (the same in the web process and in Celery workers).
+    """
+    wanted = set(inspect.signature(fn).parameters)
+    fixed = {name: value for name, value in (("services", services), ("notify", notify)) if name in wanted}
+    late = {name: get for name, get in REQUEST_CONTEXT.items() if name in wanted}
+
+    @functools.wraps(fn)
+    def dash_callback(*args, **kwargs):
+        return fn(*args, **kwargs, **fixed, **{name: get() for name, get in late.items()})
+    return dash_callback
+
+
+def wire(app, services, *functions) -> None:
+    """Register each plain function (decorated with :func:`callback_spec`) as a callback of ``app``."""
+    for fn in functions:
+        app.callback(**fn.dash_spec)(adapt(fn, services))

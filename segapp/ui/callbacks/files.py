@@ -8,7 +8,7 @@ import time
 import zipfile
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from ... import io, metrics
@@ -19,7 +19,7 @@ from ..pipeline import labels_for, load_model
 from ..render import uri_bytes
 from ..session import key
 from .batch import all_keys
-from .common import notify, valid_session
+from .common import callback_spec, valid_session, wire
 
 
 def _stem(meta: dict | None, z: int = 0) -> str:
@@ -63,89 +63,151 @@ def results_zip(sess) -> bytes:
     return buf.getvalue()
 
 
-def register(app, services):
-    @app.callback(
-        Output(ids.DOWNLOAD, "data"),
-        Input(ids.DL_SEG_PNG, "n_clicks"), Input(ids.DL_SEG_TIFF, "n_clicks"), Input(ids.DL_PROBA, "n_clicks"),
-        Input(ids.DL_ANNOT, "n_clicks"), Input(ids.DL_MODEL, "n_clicks"), Input(ids.DL_ZIP, "n_clicks"),
-        State(ids.SESSION, "data"), State(ids.CURRENT, "data"), prevent_initial_call=True,
-    )
-    def download(*args):
-        sid, cur = args[-2], args[-1]
-        sess = services.session(sid)
-        which = ctx.triggered_id
-        if which == ids.DL_MODEL:
-            data, name = model_file(sess, services)
-            return dcc.send_bytes(data, name)
-        if which == ids.DL_ZIP:
-            return dcc.send_bytes(results_zip(sess), "segapp-results.zip")
-        if not cur:
-            raise SegappError("add an image first")
-        z = cur.get("plane", 0)
-        k, stem = key(cur["image"], z), _stem(sess.meta(cur["image"]), z)
-        if which == ids.DL_ANNOT:
-            if not sess.shapes(k):
-                raise SegappError("nothing painted on this image yet")
-            return dcc.send_bytes(_bytes(io.write_labels, labels_for(sess, k), fmt="png"), f"{stem}_annotations.png")
-        if which == ids.DL_PROBA:
-            proba = sess.proba(k)
-            if proba is None:
-                raise SegappError("no segmentation of this image yet")
-            return dcc.send_bytes(_bytes(io.write_proba_tiff, proba), f"{stem}_proba.tif")
-        labels = sess.result(k)
-        if labels is None:
+@callback_spec(
+    output=dict(download=Output(ids.DOWNLOAD, "data")),
+    inputs=dict(seg_png=Input(ids.DL_SEG_PNG, "n_clicks"), seg_tiff=Input(ids.DL_SEG_TIFF, "n_clicks"),
+                proba=Input(ids.DL_PROBA, "n_clicks"), annotations=Input(ids.DL_ANNOT, "n_clicks"),
+                model=Input(ids.DL_MODEL, "n_clicks"), results=Input(ids.DL_ZIP, "n_clicks")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data")),
+    prevent_initial_call=True,
+)
+def download(seg_png, seg_tiff, proba, annotations, model, results, sid, cur, *, services, trigger):
+    """The file behind the download link that was clicked.
+
+    Parameters
+    ----------
+    seg_png, seg_tiff, proba, annotations, model, results : int
+        Click counts of the links (only ``trigger`` matters).
+    sid, cur
+        Session and the plane on screen.
+    trigger : str
+        The link clicked: ``ids.DL_SEG_PNG``, ``ids.DL_SEG_TIFF``, ``ids.DL_PROBA``,
+        ``ids.DL_ANNOT``, ``ids.DL_MODEL`` or ``ids.DL_ZIP``.
+
+    Returns
+    -------
+    dict
+        ``download``: a ``dcc.Download`` payload (SegappError when there is nothing to download).
+    """
+    sess = services.session(sid)
+    if trigger == ids.DL_MODEL:
+        data, name = model_file(sess, services)
+        return {"download": dcc.send_bytes(data, name)}
+    if trigger == ids.DL_ZIP:
+        return {"download": dcc.send_bytes(results_zip(sess), "segapp-results.zip")}
+    if not cur:
+        raise SegappError("add an image first")
+    z = cur.get("plane", 0)
+    k, stem = key(cur["image"], z), _stem(sess.meta(cur["image"]), z)
+    if trigger == ids.DL_ANNOT:
+        if not sess.shapes(k):
+            raise SegappError("nothing painted on this image yet")
+        return {"download": dcc.send_bytes(_bytes(io.write_labels, labels_for(sess, k), fmt="png"),
+                                           f"{stem}_annotations.png")}
+    if trigger == ids.DL_PROBA:
+        probabilities = sess.proba(k)
+        if probabilities is None:
             raise SegappError("no segmentation of this image yet")
-        fmt = "png" if which == ids.DL_SEG_PNG else "tiff"
-        suffix = "png" if fmt == "png" else "tif"
-        return dcc.send_bytes(_bytes(io.write_labels, labels, fmt=fmt), f"{stem}_segmentation.{suffix}")
+        return {"download": dcc.send_bytes(_bytes(io.write_proba_tiff, probabilities), f"{stem}_proba.tif")}
+    labels = sess.result(k)
+    if labels is None:
+        raise SegappError("no segmentation of this image yet")
+    fmt = "png" if trigger == ids.DL_SEG_PNG else "tiff"
+    suffix = "png" if fmt == "png" else "tif"
+    return {"download": dcc.send_bytes(_bytes(io.write_labels, labels, fmt=fmt), f"{stem}_segmentation.{suffix}")}
 
-    @app.callback(
-        Output(ids.CLASSES, "data", allow_duplicate=True), Output(ids.TRAIN_REQUEST, "data", allow_duplicate=True),
-        Output(ids.MODEL_UPLOAD, "contents"), Output(ids.MODEL_VERSION, "data", allow_duplicate=True),
-        Input(ids.MODEL_UPLOAD, "contents"), State(ids.MODEL_UPLOAD, "filename"), State(ids.SESSION, "data"),
-        prevent_initial_call=True,
-    )
-    def upload_model(contents, name, sid):
-        """Load a .segapp file (refusing foreign or tampered ones) and apply it to the current image."""
-        if not contents or not valid_session(sid):
-            raise PreventUpdate
-        data = uri_bytes(contents)
-        try:
-            seg = Segmenter.load(data)
-        except ModelFileError as e:
-            notify(f"{name}: {e}", "danger", "Model file refused")
-            return no_update, no_update, None, no_update
-        sess = services.session(sid)
-        classes = {c["id"]: c for c in sess.classes()}
-        for c in seg.classes:
-            classes[c["id"]] = {"id": c["id"], "name": c["name"], "color": c["color"]}
-        merged = sorted(classes.values(), key=lambda c: c["id"])
-        sess.set_classes(merged)
-        version = sess.put_model(data, {"source": "uploaded", "name": name, "annot_rev": sess.annot_rev(),
-                                        "extractor": seg.extractor.name if seg.extractor else "?"})
-        services.models.put(sess.sid, version, seg)
-        notify(f"Loaded {name}: {len(seg.classes)} classes, features {seg.extractor.name}. "
-               "Painting now retrains from your strokes.", "success", "Model loaded")
-        return merged, {"reason": "predict", "t": time.time()}, None, {"v": version, "t": time.time()}
 
-    @app.callback(Output(ids.EVAL_RESULT, "children"), Output(ids.GT_UPLOAD, "contents"),
-                  Input(ids.GT_UPLOAD, "contents"), State(ids.GT_UPLOAD, "filename"), State(ids.SESSION, "data"),
-                  State(ids.CURRENT, "data"), State(ids.CLASSES, "data"), prevent_initial_call=True)
-    def evaluate(contents, name, sid, cur, classes):
-        if not contents:
-            raise PreventUpdate
-        if not cur:
-            raise SegappError("add and segment an image first")
-        sess = services.session(sid)
-        pred = sess.result(key(cur["image"], cur.get("plane", 0)))
-        if pred is None:
-            raise SegappError("segment this image first (paint two classes or load a model)")
-        gt = io.read_labels(uri_bytes(contents), name=name)
-        if gt.shape != pred.shape:
-            raise SegappError(f"{name} is {gt.shape[1]}×{gt.shape[0]} but the image is "
-                              f"{pred.shape[1]}×{pred.shape[0]}")
-        res = metrics.evaluate(pred, gt, ignore=0)
-        return evaluation_table(res, classes, name), None
+@callback_spec(
+    output=dict(classes=Output(ids.CLASSES, "data", allow_duplicate=True),
+                train_request=Output(ids.TRAIN_REQUEST, "data", allow_duplicate=True),
+                upload_contents=Output(ids.MODEL_UPLOAD, "contents"),
+                model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True)),
+    inputs=dict(contents=Input(ids.MODEL_UPLOAD, "contents")),
+    state=dict(filename=State(ids.MODEL_UPLOAD, "filename"), sid=State(ids.SESSION, "data")),
+    prevent_initial_call=True,
+)
+def upload_model(contents, filename, sid, *, services, notify):
+    """Load a .segapp file (refusing foreign or tampered ones) and apply it to the current image.
+
+    Parameters
+    ----------
+    contents : str
+        The file as a data URI.
+    filename : str
+    sid : str
+
+    Returns
+    -------
+    dict
+        ``classes`` (the session's merged with the model's), ``train_request`` (predict now),
+        ``upload_contents`` (None, so the same file can be chosen again) and ``model_version``;
+        after a refused file only ``upload_contents`` changes (and a toast says why).
+    """
+    if not contents or not valid_session(sid):
+        raise PreventUpdate
+    data = uri_bytes(contents)
+    try:
+        seg = Segmenter.load(data)
+    except ModelFileError as e:
+        notify(f"{filename}: {e}", "danger", "Model file refused")
+        return {"classes": no_update, "train_request": no_update, "upload_contents": None, "model_version": no_update}
+    sess = services.session(sid)
+    classes = {c["id"]: c for c in sess.classes()}
+    for c in seg.classes:
+        classes[c["id"]] = {"id": c["id"], "name": c["name"], "color": c["color"]}
+    merged = sorted(classes.values(), key=lambda c: c["id"])
+    sess.set_classes(merged)
+    version = sess.put_model(data, {"source": "uploaded", "name": filename, "annot_rev": sess.annot_rev(),
+                                    "extractor": seg.extractor.name if seg.extractor else "?"})
+    services.models.put(sess.sid, version, seg)
+    notify(f"Loaded {filename}: {len(seg.classes)} classes, features {seg.extractor.name}. "
+           "Painting now retrains from your strokes.", "success", "Model loaded")
+    return {"classes": merged, "train_request": {"reason": "predict", "t": time.time()}, "upload_contents": None,
+            "model_version": {"v": version, "t": time.time()}}
+
+
+@callback_spec(
+    output=dict(result=Output(ids.EVAL_RESULT, "children"), upload_contents=Output(ids.GT_UPLOAD, "contents")),
+    inputs=dict(contents=Input(ids.GT_UPLOAD, "contents")),
+    state=dict(filename=State(ids.GT_UPLOAD, "filename"), sid=State(ids.SESSION, "data"),
+               cur=State(ids.CURRENT, "data"), classes=State(ids.CLASSES, "data")),
+    prevent_initial_call=True,
+)
+def evaluate(contents, filename, sid, cur, classes, *, services):
+    """Compare the current plane's segmentation with an uploaded ground-truth label image.
+
+    Parameters
+    ----------
+    contents : str
+        The label image as a data URI.
+    filename : str
+    sid, cur, classes
+        Session, the plane on screen, the classes (for the table's names).
+
+    Returns
+    -------
+    dict
+        ``result``: badges and a per-class table (IoU, F1, precision, recall);
+        ``upload_contents``: None. SegappError when there is no result or the sizes differ.
+    """
+    if not contents:
+        raise PreventUpdate
+    if not cur:
+        raise SegappError("add and segment an image first")
+    sess = services.session(sid)
+    pred = sess.result(key(cur["image"], cur.get("plane", 0)))
+    if pred is None:
+        raise SegappError("segment this image first (paint two classes or load a model)")
+    gt = io.read_labels(uri_bytes(contents), name=filename)
+    if gt.shape != pred.shape:
+        raise SegappError(f"{filename} is {gt.shape[1]}×{gt.shape[0]} but the image is "
+                          f"{pred.shape[1]}×{pred.shape[0]}")
+    res = metrics.evaluate(pred, gt, ignore=0)
+    return {"result": evaluation_table(res, classes, filename), "upload_contents": None}
+
+
+def register(app, services):
+    wire(app, services, download, upload_model, evaluate)
 
 
 def evaluation_table(res: dict, classes: list[dict], name: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, ctx, no_update
+from dash import ALL, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ... import io
@@ -10,7 +10,7 @@ from ...errors import ImageReadError, SegappError
 from .. import ids
 from ..layout import SAMPLES, thumb_items
 from ..render import png_uri, rgb_png, thumbnail_png, uri_bytes
-from .common import bump, clicked, notify, valid_session
+from .common import bump, callback_spec, valid_session, wire
 
 
 def add_image(sess, name: str, data: bytes, settings) -> str:
@@ -36,98 +36,194 @@ def sample_bytes(name: str) -> bytes:
     return rgb_png(arr)
 
 
+@callback_spec(
+    output=dict(current=Output(ids.CURRENT, "data", allow_duplicate=True),
+                images_version=Output(ids.IMAGES_VERSION, "data", allow_duplicate=True),
+                upload_contents=Output(ids.UPLOAD, "contents")),
+    inputs=dict(contents=Input(ids.UPLOAD, "contents")),
+    state=dict(filenames=State(ids.UPLOAD, "filename"), sid=State(ids.SESSION, "data"),
+               images_version=State(ids.IMAGES_VERSION, "data")),
+    prevent_initial_call=True,
+)
+def upload_images(contents, filenames, sid, images_version, *, services, notify):
+    """Add the dropped files to the session; files that are not images get one toast naming each.
+
+    Parameters
+    ----------
+    contents, filenames : str or list of str
+        ``dcc.Upload``'s data URIs and file names (one or many).
+    sid : str
+    images_version : int or None
+    services, notify
+        Filled in by :func:`~segapp.ui.callbacks.common.wire` (tests pass their own).
+
+    Returns
+    -------
+    dict
+        ``current``: the last added image (``no_update`` when none was added);
+        ``images_version``: bumped; ``upload_contents``: None, so the same file can be dropped again.
+    """
+    if not contents or not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    contents = contents if isinstance(contents, list) else [contents]
+    filenames = filenames if isinstance(filenames, list) else [filenames]
+    added, failed = [], []
+    for content, name in zip(contents, filenames):
+        try:
+            added.append(add_image(sess, name or "image", uri_bytes(content), services.settings))
+        except SegappError as e:
+            failed.append(str(e))
+    if failed:
+        notify(" · ".join(failed), "danger", f"{len(failed)} file(s) not added")
+    if len(added) > 1:
+        notify(f"Added {len(added)} images.", "success")
+    if not added:
+        return {"current": no_update, "images_version": no_update, "upload_contents": None}
+    return {"current": {"image": added[-1], "plane": 0}, "images_version": bump(images_version),
+            "upload_contents": None}
+
+
+@callback_spec(
+    output=dict(current=Output(ids.CURRENT, "data", allow_duplicate=True),
+                images_version=Output(ids.IMAGES_VERSION, "data", allow_duplicate=True)),
+    inputs=dict(n_clicks=Input(ids.SAMPLE_ADD, "n_clicks")),
+    state=dict(sample=State(ids.SAMPLE_SELECT, "value"), sid=State(ids.SESSION, "data"),
+               images_version=State(ids.IMAGES_VERSION, "data")),
+    prevent_initial_call=True,
+)
+def add_sample(n_clicks, sample, sid, images_version, *, services):
+    """Add one of scikit-image's sample images (``sample``: its name) and show it.
+
+    Returns
+    -------
+    dict
+        ``current``: the new image; ``images_version``: bumped.
+    """
+    sess = services.session(sid)
+    iid = add_image(sess, f"{sample}.png", sample_bytes(sample), services.settings)
+    return {"current": {"image": iid, "plane": 0}, "images_version": bump(images_version)}
+
+
+@callback_spec(output=dict(thumbs=Output(ids.THUMBS, "children")),
+               inputs=dict(images_version=Input(ids.IMAGES_VERSION, "data"), cur=Input(ids.CURRENT, "data")),
+               state=dict(sid=State(ids.SESSION, "data")))
+def show_thumbnails(images_version, cur, sid, *, services):
+    """The session's image list, the current image highlighted.
+
+    Returns
+    -------
+    dict
+        ``thumbs``: the thumbnail buttons.
+    """
+    if not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    images = sess.images()
+    thumbs = {m["id"]: png_uri(sess.thumbnail(m["id"]) or b"") for m in images}
+    return {"thumbs": thumb_items(images, thumbs, (cur or {}).get("image"))}
+
+
+@callback_spec(output=dict(current=Output(ids.CURRENT, "data", allow_duplicate=True)),
+               inputs=dict(thumb_clicks=Input(ids.thumb(ALL), "n_clicks"),
+                           gallery_clicks=Input(ids.gallery_item(ALL), "n_clicks")),
+               state=dict(cur=State(ids.CURRENT, "data")), prevent_initial_call=True)
+def select_image(thumb_clicks, gallery_clicks, cur, *, trigger, clicked):
+    """Show the image whose thumbnail (or gallery card) was clicked.
+
+    Parameters
+    ----------
+    thumb_clicks, gallery_clicks : list of int
+        Click counts of the pattern-matching buttons (only the trigger matters).
+    cur : dict or None
+        The image on screen.
+    trigger : dict
+        The clicked button's id, e.g. ``{"type": "thumb", "item": "<image id>"}``.
+    clicked : bool
+        False when the buttons merely re-rendered.
+
+    Returns
+    -------
+    dict
+        ``current``: the chosen image, plane 0.
+
+    Examples
+    --------
+    >>> select_image([0, 1], [], {"image": "a"}, trigger={"type": "thumb", "item": "b"}, clicked=True)
+    {'current': {'image': 'b', 'plane': 0}}
+    """
+    if not clicked or not isinstance(trigger, dict):
+        raise PreventUpdate
+    iid = trigger["item"]
+    if cur and cur.get("image") == iid:
+        raise PreventUpdate
+    return {"current": {"image": iid, "plane": 0}}
+
+
+@callback_spec(output=dict(style=Output(ids.PLANE_ROW, "style"), max=Output(ids.PLANE_SLIDER, "max"),
+                           value=Output(ids.PLANE_SLIDER, "value"), marks=Output(ids.PLANE_SLIDER, "marks")),
+               inputs=dict(cur=Input(ids.CURRENT, "data")), state=dict(sid=State(ids.SESSION, "data")))
+def plane_slider(cur, sid, *, services):
+    """The plane slider of a stack (hidden for single-plane images).
+
+    Returns
+    -------
+    dict
+        The slider row's ``style`` and the slider's ``max``, ``value`` and ``marks``.
+    """
+    hidden = {"style": {"display": "none"}, "max": 1, "value": 0, "marks": None}
+    if not cur or not valid_session(sid):
+        return hidden
+    meta = services.session(sid).meta(cur["image"])
+    z = meta["shape"][0] if meta else 1
+    if z <= 1:
+        return hidden
+    return {"style": {}, "max": z - 1, "value": cur.get("plane", 0), "marks": {0: "1", z - 1: str(z)}}
+
+
+@callback_spec(output=dict(current=Output(ids.CURRENT, "data", allow_duplicate=True)),
+               inputs=dict(plane=Input(ids.PLANE_SLIDER, "value")), state=dict(cur=State(ids.CURRENT, "data")),
+               prevent_initial_call=True)
+def choose_plane(plane, cur):
+    """Show another plane of the current stack.
+
+    Examples
+    --------
+    >>> choose_plane(2, {"image": "a", "plane": 0})
+    {'current': {'image': 'a', 'plane': 2}}
+    """
+    if not cur or plane is None or cur.get("plane", 0) == plane:
+        raise PreventUpdate
+    return {"current": {**cur, "plane": int(plane)}}
+
+
+@callback_spec(
+    output=dict(current=Output(ids.CURRENT, "data", allow_duplicate=True),
+                images_version=Output(ids.IMAGES_VERSION, "data", allow_duplicate=True)),
+    inputs=dict(n_clicks=Input(ids.DELETE_IMAGE, "n_clicks")),
+    state=dict(cur=State(ids.CURRENT, "data"), sid=State(ids.SESSION, "data"),
+               images_version=State(ids.IMAGES_VERSION, "data")),
+    prevent_initial_call=True,
+)
+def delete_image(n_clicks, cur, sid, images_version, *, services, notify):
+    """Remove the current image and its strokes; show the newest remaining one.
+
+    Returns
+    -------
+    dict
+        ``current``: the image now shown (None when none is left); ``images_version``: bumped.
+    """
+    if not cur:
+        raise PreventUpdate
+    sess = services.session(sid)
+    meta = sess.meta(cur["image"])
+    sess.delete_image(cur["image"])
+    rest = sess.images()
+    notify(f"Removed {meta['name'] if meta else 'the image'} and its strokes.", "info")
+    return {"current": {"image": rest[-1]["id"], "plane": 0} if rest else None,
+            "images_version": bump(images_version)}
+
+
 def register(app, services):
-    settings = services.settings
-
-    @app.callback(
-        Output(ids.CURRENT, "data", allow_duplicate=True), Output(ids.IMAGES_VERSION, "data", allow_duplicate=True),
-        Output(ids.UPLOAD, "contents"),
-        Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"), State(ids.SESSION, "data"),
-        State(ids.IMAGES_VERSION, "data"), prevent_initial_call=True,
-    )
-    def upload_images(contents, names, sid, version):
-        if not contents or not valid_session(sid):
-            raise PreventUpdate
-        sess = services.session(sid)
-        contents = contents if isinstance(contents, list) else [contents]
-        names = names if isinstance(names, list) else [names]
-        added, failed = [], []
-        for content, name in zip(contents, names):
-            try:
-                added.append(add_image(sess, name or "image", uri_bytes(content), settings))
-            except SegappError as e:
-                failed.append(str(e))
-        if failed:
-            notify(" · ".join(failed), "danger", f"{len(failed)} file(s) not added")
-        if len(added) > 1:
-            notify(f"Added {len(added)} images.", "success")
-        if not added:
-            return no_update, no_update, None
-        return {"image": added[-1], "plane": 0}, bump(version), None
-
-    @app.callback(
-        Output(ids.CURRENT, "data", allow_duplicate=True), Output(ids.IMAGES_VERSION, "data", allow_duplicate=True),
-        Input(ids.SAMPLE_ADD, "n_clicks"), State(ids.SAMPLE_SELECT, "value"), State(ids.SESSION, "data"),
-        State(ids.IMAGES_VERSION, "data"), prevent_initial_call=True,
-    )
-    def add_sample(_n, name, sid, version):
-        sess = services.session(sid)
-        iid = add_image(sess, f"{name}.png", sample_bytes(name), settings)
-        return {"image": iid, "plane": 0}, bump(version)
-
-    @app.callback(Output(ids.THUMBS, "children"), Input(ids.IMAGES_VERSION, "data"), Input(ids.CURRENT, "data"),
-                  State(ids.SESSION, "data"))
-    def show_thumbnails(_v, cur, sid):
-        if not valid_session(sid):
-            raise PreventUpdate
-        sess = services.session(sid)
-        images = sess.images()
-        thumbs = {m["id"]: png_uri(sess.thumbnail(m["id"]) or b"") for m in images}
-        return thumb_items(images, thumbs, (cur or {}).get("image"))
-
-    @app.callback(Output(ids.CURRENT, "data", allow_duplicate=True),
-                  Input(ids.thumb(ALL), "n_clicks"), Input(ids.gallery_item(ALL), "n_clicks"),
-                  State(ids.CURRENT, "data"), prevent_initial_call=True)
-    def select_image(_thumbs, _gallery, cur):
-        if not clicked() or not isinstance(ctx.triggered_id, dict):
-            raise PreventUpdate
-        iid = ctx.triggered_id["item"]
-        if cur and cur.get("image") == iid:
-            raise PreventUpdate
-        return {"image": iid, "plane": 0}
-
-    @app.callback(Output(ids.PLANE_ROW, "style"), Output(ids.PLANE_SLIDER, "max"), Output(ids.PLANE_SLIDER, "value"),
-                  Output(ids.PLANE_SLIDER, "marks"),
-                  Input(ids.CURRENT, "data"), State(ids.SESSION, "data"))
-    def plane_slider(cur, sid):
-        if not cur or not valid_session(sid):
-            return {"display": "none"}, 1, 0, None
-        meta = services.session(sid).meta(cur["image"])
-        z = meta["shape"][0] if meta else 1
-        if z <= 1:
-            return {"display": "none"}, 1, 0, None
-        marks = {0: "1", z - 1: str(z)}
-        return {}, z - 1, cur.get("plane", 0), marks
-
-    @app.callback(Output(ids.CURRENT, "data", allow_duplicate=True), Input(ids.PLANE_SLIDER, "value"),
-                  State(ids.CURRENT, "data"), prevent_initial_call=True)
-    def choose_plane(z, cur):
-        if not cur or z is None or cur.get("plane", 0) == z:
-            raise PreventUpdate
-        return {**cur, "plane": int(z)}
-
-    @app.callback(
-        Output(ids.CURRENT, "data", allow_duplicate=True), Output(ids.IMAGES_VERSION, "data", allow_duplicate=True),
-        Input(ids.DELETE_IMAGE, "n_clicks"), State(ids.CURRENT, "data"), State(ids.SESSION, "data"),
-        State(ids.IMAGES_VERSION, "data"), prevent_initial_call=True,
-    )
-    def delete_image(_n, cur, sid, version):
-        if not cur:
-            raise PreventUpdate
-        sess = services.session(sid)
-        meta = sess.meta(cur["image"])
-        sess.delete_image(cur["image"])
-        rest = sess.images()
-        notify(f"Removed {meta['name'] if meta else 'the image'} and its strokes.", "info")
-        return ({"image": rest[-1]["id"], "plane": 0} if rest else None), bump(version)
-
+    wire(app, services, upload_images, add_sample, show_thumbnails, select_image, plane_slider, choose_plane,
+         delete_image)

@@ -10,7 +10,7 @@ from ...store import new_session_id
 from .. import ids
 from ..pipeline import sigma_indices
 from ..session import DEFAULT_SETTINGS
-from .common import valid_session
+from .common import callback_spec, valid_session, wire
 
 KNOWN_BACKBONES = {  # shown even when their module is not installed, so users learn they exist
     "vgg16": "VGG16 (ImageNet) — needs a local weights file",
@@ -45,54 +45,111 @@ def extractor_options() -> tuple[list[dict], dict[str, str]]:
     return opts, help_
 
 
+@callback_spec(output=dict(session=Output(ids.SESSION, "data")),
+               inputs=dict(timestamp=Input(ids.SESSION, "modified_timestamp")),
+               state=dict(sid=State(ids.SESSION, "data")))
+def start_session(timestamp, sid):
+    """A fresh unguessable session id when the browser has none (or a malformed one).
+
+    Parameters
+    ----------
+    timestamp : int or None
+        When the browser's stored id last changed (only the trigger).
+    sid : str or None
+        The session id in the browser's localStorage.
+
+    Returns
+    -------
+    dict
+        ``session``: a new session id (PreventUpdate when ``sid`` is valid).
+
+    Examples
+    --------
+    >>> len(start_session(None, None)["session"]) >= 32
+    True
+    """
+    if valid_session(sid):
+        raise PreventUpdate
+    return {"session": new_session_id()}
+
+
+@callback_spec(
+    output=dict(classes=Output(ids.CLASSES, "data"), current=Output(ids.CURRENT, "data"),
+                images_version=Output(ids.IMAGES_VERSION, "data"), extractor=Output(ids.EXTRACTOR, "value"),
+                sigmas=Output(ids.SIGMAS, "value"), trees=Output(ids.TREES, "value"), depth=Output(ids.DEPTH, "value"),
+                normalization=Output(ids.NORMALIZATION, "value"), all_images=Output(ids.ALL_IMAGES, "value")),
+    inputs=dict(sid=Input(ids.SESSION, "data")), state=dict(images_version=State(ids.IMAGES_VERSION, "data")),
+)
+def restore_session(sid, images_version, *, services):
+    """After a reload: classes, the image being shown and the settings come back from the server.
+
+    Parameters
+    ----------
+    sid : str
+        The session id.
+    images_version : int or None
+        The browser's image-list counter (bumped so the thumbnails re-render).
+    services : Services
+
+    Returns
+    -------
+    dict
+        ``classes``, ``current`` (``{"image", "plane"}`` or None), ``images_version`` and the
+        settings panel's values ``extractor``, ``sigmas`` (slider indices), ``trees``, ``depth``,
+        ``normalization``, ``all_images``.
+    """
+    if not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    cur = sess.current()
+    if cur.get("image") and sess.meta(cur["image"]) is None:
+        cur = {}
+    if not cur.get("image"):
+        imgs = sess.images()
+        cur = {"image": imgs[-1]["id"], "plane": 0} if imgs else None
+    s = {**DEFAULT_SETTINGS, **sess.settings()}
+    return {"classes": sess.classes(), "current": cur, "images_version": (images_version or 0) + 1,
+            "extractor": s["extractor"], "sigmas": sigma_indices(s["sigmas"]), "trees": s["trees"],
+            "depth": s["depth"], "normalization": s["normalization"], "all_images": s["all_images"]}
+
+
+@callback_spec(output=dict(help=Output(ids.EXTRACTOR_HELP, "children"), sigma_style=Output(ids.SIGMA_ROW, "style")),
+               inputs=dict(extractor=Input(ids.EXTRACTOR, "value")), state=dict(sid=State(ids.SESSION, "data")))
+def extractor_help(extractor, sid, *, services):
+    """What the chosen feature extractor is (or why it is unavailable); the scale slider only for classical.
+
+    Returns
+    -------
+    dict
+        ``help``: one line of text; ``sigma_style``: the style of the scale-range row.
+    """
+    _, help_ = extractor_options()
+    info = services.session(sid).model_info() if valid_session(sid) else {}
+    text = help_.get(extractor, "")
+    if extractor == "auto":
+        auto = info.get("auto")
+        text = (f"Last choice: {auto['chosen']} ({auto['reason']})" if auto else
+                "Compares classical, effnet-lite0 and both on held-out blocks of your strokes when you press "
+                "Train; live updates reuse the choice.")
+    style = {} if extractor == "classical" else {"display": "none"}  # combos and auto use the default scales
+    return {"help": text, "sigma_style": style}
+
+
+@callback_spec(output=dict(status_title=Output(ids.STATUS, "title")), inputs=dict(cur=Input(ids.CURRENT, "data")),
+               state=dict(sid=State(ids.SESSION, "data")))
+def remember_current(cur, sid, *, services):
+    """Keep the server's idea of the current image in sync, so a reload shows the same one.
+
+    Returns
+    -------
+    dict
+        ``status_title``: always ``no_update`` (the output only gives the callback a place).
+    """
+    if not valid_session(sid) or not cur:
+        raise PreventUpdate
+    services.session(sid).set_current(cur.get("image"), cur.get("plane", 0))
+    return {"status_title": no_update}
+
+
 def register(app, services):
-    @app.callback(Output(ids.SESSION, "data"), Input(ids.SESSION, "modified_timestamp"), State(ids.SESSION, "data"))
-    def start_session(_ts, sid):
-        """A fresh unguessable session id when the browser has none (or a malformed one)."""
-        if valid_session(sid):
-            raise PreventUpdate
-        return new_session_id()
-
-    @app.callback(
-        Output(ids.CLASSES, "data"), Output(ids.CURRENT, "data"), Output(ids.IMAGES_VERSION, "data"),
-        Output(ids.EXTRACTOR, "value"), Output(ids.SIGMAS, "value"),
-        Output(ids.TREES, "value"), Output(ids.DEPTH, "value"), Output(ids.NORMALIZATION, "value"),
-        Output(ids.ALL_IMAGES, "value"),
-        Input(ids.SESSION, "data"), State(ids.IMAGES_VERSION, "data"),
-    )
-    def restore_session(sid, version):
-        """After a reload: classes, the image being shown and the settings come back from the server."""
-        if not valid_session(sid):
-            raise PreventUpdate
-        sess = services.session(sid)
-        cur = sess.current()
-        if cur.get("image") and sess.meta(cur["image"]) is None:
-            cur = {}
-        if not cur.get("image"):
-            imgs = sess.images()
-            cur = {"image": imgs[-1]["id"], "plane": 0} if imgs else None
-        s = {**DEFAULT_SETTINGS, **sess.settings()}
-        return (sess.classes(), cur, (version or 0) + 1, s["extractor"], sigma_indices(s["sigmas"]),
-                s["trees"], s["depth"], s["normalization"], s["all_images"])
-
-    @app.callback(Output(ids.EXTRACTOR_HELP, "children"), Output(ids.SIGMA_ROW, "style"),
-                  Input(ids.EXTRACTOR, "value"), State(ids.SESSION, "data"))
-    def extractor_help(name, sid):
-        _, help_ = extractor_options()
-        info = services.session(sid).model_info() if valid_session(sid) else {}
-        text = help_.get(name, "")
-        if name == "auto":
-            auto = info.get("auto")
-            text = (f"Last choice: {auto['chosen']} ({auto['reason']})" if auto else
-                    "Compares classical, effnet-lite0 and both on held-out blocks of your strokes when you press "
-                    "Train; live updates reuse the choice.")
-        style = {} if name == "classical" else {"display": "none"}  # combos and auto use the default scales
-        return text, style
-
-    # keep the server's idea of "current image" in sync, so a reload shows the same one
-    @app.callback(Output(ids.STATUS, "title"), Input(ids.CURRENT, "data"), State(ids.SESSION, "data"))
-    def remember_current(cur, sid):
-        if not valid_session(sid) or not cur:
-            raise PreventUpdate
-        services.session(sid).set_current(cur.get("image"), cur.get("plane", 0))
-        return no_update
+    wire(app, services, start_session, restore_session, extractor_help, remember_current)
