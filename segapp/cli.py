@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, SegappError
@@ -219,6 +222,39 @@ def _quiet_libraries() -> None:
         root.addHandler(logging.NullHandler())
 
 
+@contextmanager
+def _native_stderr_captured():
+    """C libraries (libtiff through Pillow, libjpeg) print warnings straight to file descriptor 2.
+
+    While a command runs, descriptor 2 points to a temporary file (dropped afterwards) and
+    ``sys.stderr`` writes to the real stderr, so segapp's own line (or a bug's traceback) is
+    all that appears.  ``SEGAPP_DEBUG=1`` shows everything.
+    """
+    if os.environ.get("SEGAPP_DEBUG"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreter, pytest capture)
+        yield
+        return
+    old, sink = sys.stderr, tempfile.TemporaryFile()
+    real = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old, "encoding", None) or "utf-8",
+                     errors="backslashreplace")
+    os.dup2(sink.fileno(), 2)
+    sys.stderr = real
+    try:
+        yield
+    finally:
+        real.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr = old
+        real.close()
+        sink.close()
+
+
 def _error(message) -> int:
     print(f"segapp: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
@@ -227,8 +263,14 @@ def _error(message) -> int:
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if args.command != "worker":  # a worker configures Celery's logging itself
-        _quiet_libraries()
+    if args.command == "worker":  # a worker configures Celery's logging itself
+        return args.func(args)
+    _quiet_libraries()
+    with _native_stderr_captured():
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except SegappError as e:

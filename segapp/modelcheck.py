@@ -114,15 +114,15 @@ def check_zip(data: bytes, what: str, *, max_members: int, max_total: int, sizes
             raise _bad(f"{what}: member {name!r} uses an unsupported compression")
         limit = sizes[name] if sizes is not None else max_total
         if info.file_size > limit:
-            raise _bad(f"{what}: member {name!r} would inflate to {L.human_bytes(info.file_size)}, "
-                       f"more than the {L.human_bytes(limit)} allowed")
+            raise ModelFileError(f"refusing {what}: its member {name!r} would inflate to "
+                                 f"{L.human_bytes(info.file_size)}, more than the {L.human_bytes(limit)} allowed")
         if info.file_size > 2**20 and info.file_size > L.MAX_ZIP_RATIO * max(1, info.compress_size):
-            raise _bad(f"{what}: member {name!r} is compressed {info.file_size // max(1, info.compress_size):,}:1 "
-                       "(a zip bomb)")
+            raise ModelFileError(f"refusing {what}: its member {name!r} is compressed "
+                                 f"{info.file_size // max(1, info.compress_size):,}:1 (a zip bomb)")
         total += info.file_size
     if total > max_total:
-        raise _bad(f"{what} would inflate to {L.human_bytes(total)}, more than the {L.human_bytes(max_total)} "
-                   "allowed (SEGAPP_MAX_MODEL_MB)")
+        raise ModelFileError(f"refusing {what}: it would inflate to {L.human_bytes(total)}, more than the "
+                             f"{L.human_bytes(max_total)} allowed (SEGAPP_MAX_MODEL_MB)")
     return z
 
 
@@ -135,7 +135,8 @@ def read_member(z: zipfile.ZipFile, name: str, what: str) -> bytes:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
         raise ModelFileError(f"{what} is damaged ({type(e).__name__}: {' '.join(str(e).split())[:60]})") from None
     except Exception as e:  # zlib.error and friends on flipped bytes
-        raise ModelFileError(f"{what} is damaged ({type(e).__name__})") from None
+        kind = type(e).__name__ if type(e).__module__ == "builtins" else f"{type(e).__module__}.{type(e).__name__}"
+        raise ModelFileError(f"{what} is damaged ({kind})") from None
     if len(data) != info.file_size:
         raise ModelFileError(f"{what} is damaged (member {name!r} has the wrong size)")
     return data

@@ -209,10 +209,11 @@ class ClassicalFeatures(FeatureExtractor):
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params
-        if not isinstance(p["sigmas"], (list, tuple)) or not isinstance(p["features"], (list, tuple, str)) \
-                or len(p["sigmas"]) > MAX_SIGMAS or len(p["features"]) > 4 * len(KINDS):
-            raise ConfigError(f"classical: sigmas and features must be lists (at most {MAX_SIGMAS} sigmas), "
-                              f"got {str(p)[:80]}")
+        if not isinstance(p["sigmas"], (list, tuple)) or len(p["sigmas"]) > MAX_SIGMAS:
+            raise ConfigError(f"classical: sigmas must be a list of at most {MAX_SIGMAS} numbers, "
+                              f"got {str(p['sigmas'])[:60]}")
+        if not isinstance(p["features"], (list, tuple, str)) or len(p["features"]) > 4 * len(KINDS):
+            raise ConfigError(f"classical: features must be a list of {', '.join(KINDS)}; got {str(p['features'])[:60]}")
         try:
             sigmas = sorted({float(s) for s in p["sigmas"]})
             feats = [p["features"]] if isinstance(p["features"], str) else [str(k) for k in p["features"]]
