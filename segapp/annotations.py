@@ -39,6 +39,7 @@ _CHUNK = 48  # long segments are rasterised in pieces so each bounding box stays
 _TOKEN = re.compile(r"\s*,?\s*(?:([MmLlHhVvZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))")
 _EDIT_KEY = re.compile(r"^shapes\[(\d{1,9})\](?:\.(.+))?$")
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def shape_name(class_id: int, width: float) -> str:
@@ -352,7 +353,22 @@ def _draw(out, kind: str, geom, value, r) -> None:
         out[r0:r1 + 1, c0:c1 + 1][xs * xs + ys * ys <= 1 + 1e-9] = value
 
 
-def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarray:
+def count_points(shapes) -> int:
+    """Vertices of a shapes list, counted without parsing (for the per-image limit).
+
+    Examples
+    --------
+    >>> count_points([{"path": "M0,0L1,1L2,2"}, {"type": "rect"}])
+    5
+    """
+    n = 0
+    for shape in shapes if isinstance(shapes, (list, tuple)) else []:
+        path = shape.get("path") if isinstance(shape, dict) else None
+        n += len(_NUMBER.findall(path)) // 2 if isinstance(path, str) else 2
+    return n
+
+
+def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3, out: np.ndarray | None = None) -> np.ndarray:
     """Rasterise plotly shapes into a label image (0 = unlabelled), following the module rules.
 
     Parameters
@@ -363,6 +379,9 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarra
         ``(H, W)`` of the image (extra trailing entries are ignored).
     default_width : float
         Stroke width in image pixels for shapes whose name has no width.
+    out : ndarray, optional
+        A uint8 ``(H, W)`` label image to paint onto (in place) instead of a blank one: adding
+        strokes to stored labels rasterises only the new strokes.
 
     Returns
     -------
@@ -396,7 +415,10 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3) -> np.ndarra
     points = sum(p[4] for p in parsed)
     if points > MAX_POINTS:
         raise AnnotationError(f"the strokes on this image have {points:,} points; at most {MAX_POINTS:,}")
-    out = np.zeros((h, w), np.uint8)
+    if out is None:
+        out = np.zeros((h, w), np.uint8)
+    elif out.shape != (h, w) or out.dtype != np.uint8:
+        raise ValueError(f"out must be a uint8 array of shape {(h, w)}, got {out.dtype} {out.shape}")
     r_max = max_stroke_width((h, w)) / 2
     for class_id, width, kind, geom, _ in parsed:
         _draw(out, kind, geom, class_id, min(float(width) / 2, r_max))

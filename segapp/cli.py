@@ -230,13 +230,17 @@ def _native_stderr_captured():
     ``sys.stderr`` writes to the real stderr, so segapp's own line (or a bug's traceback) is
     all that appears.  ``SEGAPP_DEBUG=1`` shows everything.
     """
-    if os.environ.get("SEGAPP_DEBUG"):
+    try:
+        own = sys.stderr.fileno() == 2 and not os.environ.get("SEGAPP_DEBUG")
+    except (AttributeError, OSError, ValueError):  # sys.stderr replaced (pytest's capsys, an IDE)
+        own = False
+    if not own:
         yield
         return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreter, pytest capture)
+    except OSError:
         yield
         return
     old, sink = sys.stderr, tempfile.TemporaryFile()

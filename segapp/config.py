@@ -23,8 +23,9 @@ variable                        default                       meaning
 ``SEGAPP_TASK_TIME_LIMIT``      ``1800``                      hard time limit of one job, seconds (a soft
                                                               limit a little earlier stops it cleanly)
 ``SEGAPP_WEIGHTS_DIR``          ``~/.cache/segapp/weights``   where local backbone weights are looked up
-``SEGAPP_SECRET_KEY``           random per process            Flask secret (set it when running >1 web
-                                                              process)
+``SEGAPP_SECRET_KEY``           a key kept in the store       signs session ids (and is the Flask
+                                                              secret); unset: a random key created
+                                                              once in the session store
 ``SEGAPP_RESULT_EXPIRES``       ``86400``                     seconds job results and progress are kept
 ``SEGAPP_VISIBILITY_TIMEOUT``   time limit + 600              seconds before a job held by a vanished
                                                               worker is handed to another worker
@@ -136,7 +137,7 @@ class Settings:
     queues: tuple[str, ...] = ("default",)
     task_time_limit: int = 1800
     weights_dir: Path = Path("~/.cache/segapp/weights").expanduser()
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    secret_key: str | None = field(default=None, repr=False)
     result_expires: int = 24 * 3600
     visibility_timeout: int | None = None
     worker_concurrency: int | None = None

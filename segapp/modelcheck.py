@@ -319,8 +319,14 @@ def build_extractor(cfg: dict):
     """The extractor of a validated config; its own bounds (sigmas, scales, layers) apply."""
     from .features import get_extractor
 
+    from .features import registered
+
     if cfg.get("name") == "timm" or any(p.get("name") == "timm" for p in cfg.get("parts", [])):
         _require_timm_weights(cfg)
+    for part in cfg.get("parts", [cfg]):  # weights a backbone needs: say so now, not on every prediction
+        ok, message = registered()[part["name"]].availability()
+        if not ok:
+            raise ModelFileError(f"the model file needs an unavailable feature extractor: {message}")
     try:
         return get_extractor(cfg)
     except SegappError as e:

@@ -103,8 +103,9 @@ def services(tmp_path):
 
 
 @pytest.fixture
-def sid():
-    return session.start_session(None, None)["session"]
+def sid(services):
+    """A session as callback bodies see it: the store id the browser's signed id stands for."""
+    return services.session(session.start_session(None, None, services=services)["session"]).sid
 
 
 def upload(services, sid, *files, version=None, notices=None):
@@ -120,8 +121,9 @@ def cur(services, sid):
     return upload(services, sid, ("disk.png", _png(_disk())))["current"]
 
 
-def paint(services, sid, cur, *shapes):
-    return canvas.save_strokes({"shapes": list(shapes)}, sid, cur, CLASSES, True, services=services)
+def paint(services, sid, cur, *shapes, notices=None):
+    return canvas.save_strokes({"shapes": list(shapes)}, sid, cur, CLASSES, True, services=services,
+                               notify=Notices() if notices is None else notices)
 
 
 def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True, mode="segmentation"):
@@ -161,10 +163,11 @@ def test_session_store_roundtrip_undo_and_isolation(services, sid, cur):
         services.store.list("../etc", "image")  # malformed ids never reach the file system
 
 
-def test_start_session_makes_an_id_only_when_the_browser_has_no_valid_one(sid):
-    assert len(sid) >= 32 and session.start_session(None, "../../etc")["session"] != sid
+def test_start_session_makes_an_id_only_when_the_browser_has_no_valid_one(services, sid):
+    signed = services.issue_session_id(sid)
+    assert len(sid) >= 32 and session.start_session(None, "../../etc", services=services)["session"] != signed
     with pytest.raises(PreventUpdate):
-        session.start_session(123, sid)
+        session.start_session(123, signed, services=services)
 
 
 def test_restore_session_brings_back_classes_image_and_settings(services, sid, cur):
@@ -262,21 +265,23 @@ def test_build_canvas_full_figure_then_empty_state(services, sid, cur):
 
 def test_save_strokes_stores_shapes_and_rasterised_labels(services, sid, cur):
     sess, k = _sess(services, sid), key(cur["image"], 0)
+    notices = Notices()
     out = paint(services, sid, cur, _bg_stroke(), _fg_stroke(),
-                {"type": "path", "path": "M1,1L5,5", "name": "not-a-stroke"})  # a shape without class: dropped
+                {"type": "path", "path": "M1,1L5,5", "name": "not-a-stroke"}, notices=notices)  # no class: left out
     assert out["annot_version"] == {"rev": sess.annot_rev(), "key": k}
+    assert notices[0][0] == "warning" and "1 stroke(s) not saved: shape 2: shape has no class" in notices[0][1]
     assert [s["name"] for s in sess.shapes(k)] == [shape_name(1, 3), shape_name(2, 3)]
     labels = sess.labels(k)
     assert labels.shape == (H, W) and labels[2, 40] == 1 and labels[H // 2, W // 2] == 2 and labels[30, 10] == 0
     styled = out["figure"].to_plotly_json()["operations"][0]
     assert styled["location"] == ["layout", "shapes"] and len(styled["params"]["value"]) == 2
     edit = canvas.save_strokes({"shapes[1].path": f"M10,{H / 2}L20,{H / 2}"}, sid, cur, CLASSES, True,
-                               services=services)  # Plotly's edit of one shape
+                               services=services, notify=Notices())  # Plotly's edit of one shape
     assert edit["annot_version"]["rev"] == out["annot_version"]["rev"] + 1
     assert sess.labels(k)[H // 2, 15] == 2 and sess.labels(k)[H // 2, W // 2] == 0
     for relayout in (None, {"xaxis.range[0]": 3}):  # zoom and pan are not strokes
         with pytest.raises(PreventUpdate):
-            canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services)
+            canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services, notify=Notices())
 
 
 def test_undo_redo_clear_class_and_clear_all(services, sid, cur):
@@ -570,7 +575,7 @@ def test_upload_a_model_into_another_session_and_refuse_a_tampered_one(services,
     classes.edit_classes(1, None, "Nuclei", None, 2, sid, None, services=services, trigger=ids.CLASS_NAME,
                          notify=Notices())
     name, model = _download(services, sid, trained, ids.DL_MODEL)
-    other = session.start_session(None, None)["session"]
+    other = services.session(session.start_session(None, None, services=services)["session"]).sid
     cur = upload(services, other, ("again.png", _png(_disk(seed=7))))["current"]
     notices = Notices()
     out = files.upload_model(_uri(model, "application/octet-stream"), name, other, services=services, notify=notices)

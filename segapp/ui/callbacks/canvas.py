@@ -6,8 +6,9 @@ from dash import ClientsideFunction, Input, Output, Patch, State, html, no_updat
 from dash.exceptions import PreventUpdate
 
 from ... import io
-from ...annotations import apply_relayout, parse_shape_name, shapes_to_labels
-from ...errors import SegappError
+from ...annotations import apply_relayout, count_points, parse_shape_name, shapes_to_labels, split_valid
+from ...errors import AnnotationError, SegappError
+from ...limits import MAX_POINTS
 from ...segmenter import uncertainty
 from .. import ids
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
@@ -124,7 +125,7 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
                show=State(ids.SHOW_ANNOT, "value")),
     prevent_initial_call=True,
 )
-def save_strokes(relayout, sid, cur, classes, show, *, services):
+def save_strokes(relayout, sid, cur, classes, show, *, services, notify):
     """A drawn, edited or erased shape: store it (with its rasterised labels) for this plane.
 
     Parameters
@@ -136,17 +137,33 @@ def save_strokes(relayout, sid, cur, classes, show, *, services):
     -------
     dict
         ``annot_version``: ``{"rev", "key"}`` (triggers retraining); ``figure``: a Patch of the strokes.
+        Shapes that cannot be drawn (bad class or width, coordinates out of range, too many points)
+        are left out, removed from the canvas and named in a toast; a malformed event raises
+        AnnotationError (a toast) and changes nothing.
     """
-    if not relayout or not cur or not any(k.startswith("shapes") for k in relayout):
+    if not relayout or not cur or not any(isinstance(k, str) and k.startswith("shapes") for k in relayout):
         raise PreventUpdate
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
     meta = sess.meta(cur["image"])
     if meta is None:
         raise PreventUpdate
-    shapes = apply_relayout(sess.shapes(k), relayout)
-    shapes = [s for s in shapes if _has_class(s)]
-    sess.set_shapes(k, shapes, shapes_to_labels(shapes, meta["shape"][1:3]))
+    old = sess.shapes(k)
+    shapes, bad = split_valid(apply_relayout(old, relayout))
+    if count_points(shapes) > MAX_POINTS:
+        raise AnnotationError(f"this image's strokes would have more than {MAX_POINTS:,} points; "
+                              "clear some strokes first")
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        notify(f"{len(bad)} stroke(s) not saved: {bad[0]}{more}", "warning", "Stroke refused")
+    if shapes == old:
+        return {"annot_version": no_update, "figure": _shapes_patch(shapes, classes, show)}
+    base = sess.labels(k) if len(shapes) > len(old) and shapes[:len(old)] == old else None
+    if base is not None and base.shape == tuple(meta["shape"][1:3]) and base.dtype == "uint8":
+        labels = shapes_to_labels(shapes[len(old):], meta["shape"][1:3], out=base.copy())  # only the new strokes
+    else:
+        labels = shapes_to_labels(shapes, meta["shape"][1:3])
+    sess.set_shapes(k, shapes, labels)
     return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
 
 
@@ -266,6 +283,3 @@ def _class_of(shape: dict):
     except SegappError:
         return None
 
-
-def _has_class(shape: dict) -> bool:
-    return _class_of(shape) is not None

@@ -15,12 +15,14 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ...errors import AnnotationError, ConfigError, SegappError
+from ...io import NORMALIZE_METHODS
 from .. import ids
 from ..layout import model_summary, train_hint
 from ..pipeline import SIGMA_LADDER, FeaturesMissing, StrictCache, refresh
 from ..session import key
 from .canvas import overlay_uri
 from .common import background_job, callback_spec, valid_session, wire
+from .session import extractor_options
 
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
 
@@ -217,6 +219,10 @@ def change_settings(extractor, sigmas, trees, depth, normalization, all_images, 
         raise ConfigError("trees must be between 5 and 500")
     if depth is None or not 0 <= int(depth) <= 64:
         raise ConfigError("max depth must be between 0 (no limit) and 64")
+    offered = {o["value"] for o in extractor_options()[0] if not o.get("disabled")}
+    if extractor not in offered or normalization not in NORMALIZE_METHODS or not isinstance(sigmas, list) \
+            or not all(isinstance(i, int) and 0 <= i < len(SIGMA_LADDER) for i in sigmas) or not sigmas:
+        raise ConfigError("the settings panel sent a value it does not offer; reload the page")
     sess = services.session(sid)
     new = {"extractor": extractor, "sigmas": [SIGMA_LADDER[int(i)] for i in sigmas], "trees": int(trees),
            "depth": int(depth), "normalization": normalization, "all_images": bool(all_images)}
