@@ -38,7 +38,7 @@ from .limits import (MAX_CLASS_ID, MAX_PATH_CHARS, MAX_POINTS, MAX_SHAPES, MAX_S
 _CHUNK = 48  # long segments are rasterised in pieces so each bounding box stays small
 _TOKEN = re.compile(r"\s*,?\s*(?:([MmLlHhVvZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))")
 _EDIT_KEY = re.compile(r"^shapes\[(\d{1,9})\](?:\.(.+))?$")
-_ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_ATTR = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")  # plotly attribute names; no dunders
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 

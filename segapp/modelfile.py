@@ -130,11 +130,12 @@ def read_manifest(data: bytes, limits: L.Limits | None = None) -> tuple[dict, by
     if len(data) > lim.max_model_bytes:
         raise ModelFileError(f"the model file is larger than {L.human_bytes(lim.max_model_bytes)} "
                              "(SEGAPP_MAX_MODEL_MB)")
-    if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q"):
+    if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q") or \
+            (data[:1] in b"c(]}NIST" and data.rstrip().endswith(b".")):  # protocol 0-1 pickles end with STOP
         raise ModelFileError("this looks like a pickle file; segapp never unpickles model files")
     if data[:2] != b"PK":
         raise ModelFileError("not a segapp model file (not a zip archive)")
-    z = check_zip(data, "the model file", max_members=len(MEMBERS), max_total=lim.max_model_bytes,
+    z = check_zip(data, "the model file", max_members=8, max_total=lim.max_model_bytes,
                   sizes={"manifest.json": L.MAX_MANIFEST_BYTES, "classifier.skops": lim.max_model_bytes},
                   required=MEMBERS)
     with z:

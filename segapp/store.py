@@ -100,6 +100,17 @@ def issue_session_id(key: bytes) -> str:
     return sign_session_id(new_session_id(), key)
 
 
+def is_store_id(session) -> bool:
+    """True for a well-formed bare session id (what the store keys sessions by).
+
+    Examples
+    --------
+    >>> is_store_id("a" * 32), is_store_id("a" * 32 + ".sig"), is_store_id(None)
+    (True, False, False)
+    """
+    return isinstance(session, str) and bool(_SESSION_RE.match(session))
+
+
 def session_key(store: "Store", secret: str | None = None) -> bytes:
     """The signing key: derived from ``secret`` (SEGAPP_SECRET_KEY) when set, else the store's own key."""
     if secret:

@@ -95,11 +95,46 @@ def install(app) -> None:
         if jsonguard.too_deep(data, MAX_JSON_DEPTH):
             return refusal_response(f"the request is nested more than {MAX_JSON_DEPTH} levels deep; "
                                     "it was not processed")
+        body = request.get_json(silent=True)  # parsed once: Flask hands the same object to Dash
+        problem = malformed(body, app.callback_map)
+        if problem:
+            return refusal_response(f"not a callback request of this page ({problem})", status=400)
         return None
 
     @server.errorhandler(413)
     def request_too_large(_err):
         return refusal_response(too_large(request.content_length or 0))
+
+
+def malformed(body, callback_map) -> str | None:
+    """Why ``body`` is not a callback request Dash can process (None when it is one).
+
+    Examples
+    --------
+    >>> malformed({"output": "a.b"}, {"a.b": {"inputs": [], "state": []}})
+    'inputs must be a list'
+    """
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    spec = callback_map.get(body.get("output")) if isinstance(body.get("output"), str) else None
+    if spec is None:
+        return "unknown output"
+    for name in ("inputs", "state"):
+        deps = body.get(name, [] if name == "state" else None)
+        if not isinstance(deps, list):
+            return f"{name} must be a list"
+        if len(deps) != len(spec.get(name, [])):
+            return f"{len(deps)} {name} where the callback takes {len(spec.get(name, []))}"
+        for dep in deps:
+            items = dep if isinstance(dep, list) else [dep]
+            if not all(isinstance(d, dict) and "id" in d and isinstance(d.get("property"), str) for d in items):
+                return f"malformed {name}"
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "changedPropIds must be a list of names"
+    if not isinstance(body.get("outputs"), (dict, list)):
+        return "outputs must be an object or a list"
+    return None
 
 
 # -- one upload ------------------------------------------------------------------------------------

@@ -79,9 +79,10 @@ def upload_images(contents, filenames, sid, images_version, *, services, notify)
             added.append(add_image(sess, name, decode_upload(content, name, limit), services.settings))
         except SegappError as e:
             failed.append(str(e) if str(e).startswith(name) else f"{name}: {e}")
-    if failed:
-        notify(" · ".join(failed), "danger", f"{len(failed)} file(s) not added")
-    if len(added) > 1:
+    if failed:  # one toast: Dash keeps only the last one a request sets
+        done = f" · Added {len(added)} image(s)." if added else ""
+        notify(" · ".join(failed) + done, "danger", f"{len(failed)} file(s) not added")
+    elif len(added) > 1:
         notify(f"Added {len(added)} images.", "success")
     if not added:
         return {"current": no_update, "images_version": no_update, "upload_contents": None}

@@ -6,7 +6,7 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ...features import list_extractors
-from ...store import verify_session_id
+from ...store import is_store_id, verify_session_id
 from .. import ids
 from ..pipeline import sigma_indices
 from ..session import DEFAULT_SETTINGS
@@ -80,7 +80,7 @@ def start_session(timestamp, stored, *, services):
     key = services.signing_key()
     if verify_session_id(stored, key):
         raise PreventUpdate
-    if valid_session(stored) and services.store.has_session(stored):
+    if is_store_id(stored) and services.store.has_session(stored):
         return {"session": services.issue_session_id(stored)}
     return {"session": services.issue_session_id()}
 
