@@ -116,24 +116,19 @@ def free_port() -> int:
 class Requests:
     """Builds ``/_dash-update-component`` bodies from the app's callback map (like the browser does)."""
 
-    def __init__(self):
+    def __init__(self, app=None):
         from segapp.config import Settings
         from segapp.ui import create_app
 
-        d = tempfile.mkdtemp(prefix="segapp-fuzz-map-")
-        self.app = create_app(Settings(data_dir=Path(d) / "data", cache_dir=Path(d) / "cache"))
-        self.specs = {getattr(v.get("callback"), "__name__", ""): (k, v) for k, v in self.app.callback_map.items()}
+        if app is None:
+            d = Path(tempfile.mkdtemp(prefix="segapp-fuzz-map-"))
+            app = create_app(Settings(data_dir=d / "data", cache_dir=d / "cache"))
+        self.app = app
 
     def body(self, name: str, values: dict, changed: list[str]) -> bytes:
-        key_, spec = self.specs[name]
-        parts = key_[2:-2].split("...") if key_.startswith("..") else [key_]
-        outs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+        from segapp.ui.guard import callback_request
 
-        def deps(items):
-            return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
-        body = {"output": key_, "outputs": outs if key_.startswith("..") else outs[0],
-                "inputs": deps(spec["inputs"]), "state": deps(spec["state"]), "changedPropIds": changed}
-        return json.dumps(body).encode()
+        return json.dumps(callback_request(self.app.callback_map, name, values, changed)).encode()
 
 
 class Server:
@@ -298,7 +293,7 @@ class WebTarget:
 
     def __init__(self, server: Server | None = None, app=None):
         self.server, self.app = server, app
-        self.requests = Requests()
+        self.requests = Requests(app)
         if app is not None:
             self.client = app.server.test_client()
 

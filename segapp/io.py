@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from PIL import Image, ImageSequence
 
 from .errors import ConfigError, ImageReadError
@@ -105,17 +104,20 @@ def _packbits_bounded(data, out=None):
     return bytes(res[:limit])
 
 
-def _install_bounded_codecs() -> bool:
-    codecs = getattr(tifffile.TIFF.DECOMPRESSORS, "_codecs", None)
-    if not isinstance(codecs, dict):  # pragma: no cover - tifffile changed: compressed TIFFs go to Pillow
-        return False
-    codecs.update({8: _zlib_bounded, 32946: _zlib_bounded, 50013: _zlib_bounded, 34925: _lzma_bounded,
-                   32773: _packbits_bounded})
-    return True
+_BOUNDED: list = []  # [True] once the bounded decoders replaced tifffile's, [False] if they could not
 
 
-_BOUNDED = _install_bounded_codecs()
-_SAFE_TIFF_COMPRESSIONS = {1, 8, 32946, 50013, 34925, 32773}
+def _tifffile():
+    """tifffile, imported when the first TIFF is met, with its decoders bounded (once per process)."""
+    import tifffile
+
+    if not _BOUNDED:
+        codecs = getattr(tifffile.TIFF.DECOMPRESSORS, "_codecs", None)
+        if isinstance(codecs, dict):
+            codecs.update({8: _zlib_bounded, 32946: _zlib_bounded, 50013: _zlib_bounded, 34925: _lzma_bounded,
+                           32773: _packbits_bounded})
+        _BOUNDED.append(isinstance(codecs, dict))  # False: tifffile changed; compressed TIFFs go to Pillow
+    return tifffile
 
 
 def _fail(name: str | None, reason: str) -> ImageReadError:
@@ -216,6 +218,7 @@ def _tiff_page_count(data: bytes, limit: int) -> int:
 
 
 def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
+    tifffile = _tifffile()
     max_pages = limits.max_planes * max(1, limits.max_channels)
     if _tiff_page_count(data, max_pages) > max_pages:
         raise _fail(name, f"the TIFF has more than {max_pages:,} pages; at most {limits.max_planes:,} planes "
@@ -240,7 +243,7 @@ def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
             ends = [o + c for o, c in zip(pg.dataoffsets, pg.databytecounts) if c] if pg else []
             if ends and max(ends) > len(data):
                 raise _fail(name, "truncated TIFF file (the file ends before its pixel data)")
-            if pg and not _BOUNDED and pg.compression not in (1,):  # pragma: no cover
+            if pg and not _BOUNDED[0] and pg.compression != 1:  # pragma: no cover
                 raise _NeedsPillow
         try:
             arr = series.asarray(maxworkers=1)  # one thread: the decode budget is per context
@@ -461,7 +464,7 @@ def write_labels(target, labels, fmt: str | None = None) -> None:
             raise ValueError(f"label {top} does not fit in a PNG (max 65535); use fmt='tiff'")
         Image.fromarray(lab).save(target, format="PNG")
     elif fmt in ("tif", "tiff"):
-        tifffile.imwrite(target, lab, photometric="minisblack", compression="zlib")
+        _tifffile().imwrite(target, lab, photometric="minisblack", compression="zlib")
     else:
         raise ValueError(f"unknown label format {fmt!r}; use 'png' or 'tiff'")
 
@@ -488,8 +491,8 @@ def write_proba_tiff(target, proba, *, dtype: str = "float32") -> None:
         p = np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
     elif dtype != "float32":
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
-    tifffile.imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
-                     metadata={"axes": "CYX"})
+    _tifffile().imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
+                        metadata={"axes": "CYX"})
 
 
 def _channel_range(ch: np.ndarray, method: str, low: float, high: float) -> tuple[float, float]:

@@ -174,9 +174,10 @@ class Store:
     def put_array(self, session: str, kind: str, item: str, array: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, np.asarray(array), allow_pickle=False)
-        self.put(session, kind, item, buf.getvalue())
+        self.put(session, kind, item, buf.getbuffer())
 
-    def get_array(self, session: str, kind: str, item: str):
+    def get_array(self, session: str, kind: str, item: str, mmap: bool = False):
+        """The stored array, or None; ``mmap=True`` may return a read-only memory map (large images)."""
         data = self.get(session, kind, item)
         return None if data is None else np.load(io.BytesIO(data), allow_pickle=False)
 
@@ -213,6 +214,23 @@ class LocalStore(Store):
     def get(self, session, kind, item):
         try:
             return self._path(session, kind, item).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put_array(self, session, kind, item, array):
+        """Written straight to the file (no in-memory copy of a large image)."""
+        path = self._path(session, kind, item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{item}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+        os.utime(self.root / session)
+
+    def get_array(self, session, kind, item, mmap: bool = False):
+        path = self._path(session, kind, item)
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except FileNotFoundError:
             return None
 

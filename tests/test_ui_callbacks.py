@@ -635,16 +635,9 @@ def test_every_plain_callback_function_is_wired_once(app):
 
 def post(app, client, name: str, values: dict, changed: list[str]):
     """POST one callback like the browser does; ``values`` maps 'id.prop' to its value."""
-    key_, spec = next((k, v) for k, v in app.callback_map.items()
-                      if getattr(v.get("callback"), "__name__", "") == name)
-    parts = key_[2:-2].split("...") if key_.startswith("..") else [key_]
-    outs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+    from segapp.ui.guard import callback_request
 
-    def deps(items):
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
-    body = {"output": key_, "outputs": outs if key_.startswith("..") else outs[0],
-            "inputs": deps(spec["inputs"]), "state": deps(spec["state"]), "changedPropIds": changed}
-    r = client.post("/_dash-update-component", json=body)
+    r = client.post("/_dash-update-component", json=callback_request(app.callback_map, name, values, changed))
     assert r.status_code in (200, 204), r.data[:300]
     return r.get_json() if r.status_code == 200 else None
 

@@ -106,6 +106,22 @@ def install(app) -> None:
         return refusal_response(too_large(request.content_length or 0))
 
 
+def callback_request(callback_map, name: str, values: dict, changed: list[str]) -> dict:
+    """The body the browser POSTs for callback function ``name`` (tests and the fuzz bench send it).
+
+    ``values`` maps ``"id.property"`` to each input's and state's value; ``changed`` lists the
+    ``"id.property"`` that triggered.  :func:`malformed` accepts what this returns.
+    """
+    key, spec = next((k, v) for k, v in callback_map.items() if getattr(v.get("callback"), "__name__", "") == name)
+    parts = key[2:-2].split("...") if key.startswith("..") else [key]
+    outs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+
+    def deps(items):
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
+    return {"output": key, "outputs": outs if key.startswith("..") else outs[0], "inputs": deps(spec["inputs"]),
+            "state": deps(spec["state"]), "changedPropIds": changed}
+
+
 def malformed(body, callback_map) -> str | None:
     """Why ``body`` is not a callback request Dash can process (None when it is one).
 

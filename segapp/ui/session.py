@@ -95,7 +95,8 @@ class Session:
         return self.store.get_json(self.sid, "meta", iid)
 
     def stack(self, iid: str) -> np.ndarray:
-        arr = self.store.get_array(self.sid, "image", iid)
+        """The image ``(Z, H, W, C)``, read-only (memory-mapped where the store allows: no copy)."""
+        arr = self.store.get_array(self.sid, "image", iid, mmap=True)
         if arr is None:
             raise SegappError("this image is no longer in your session; upload it again")
         return arr

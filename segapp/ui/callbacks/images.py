@@ -26,7 +26,8 @@ def add_image(sess, name: str, data: bytes, settings) -> str:
         raise ImageReadError(f"{name}: the file is {len(data) / 2**20:.0f} MB, more than the "
                              f"{settings.max_upload_mb} MB this server accepts")
     stack = io.read_stack(data, name=name, limits=Limits.from_settings(settings))
-    thumb = thumbnail_png(io.to_display_rgb(stack[0]))
+    step = max(1, -(-max(stack.shape[1:3]) // 1024))  # a thumbnail needs no more than ~1000 px a side
+    thumb = thumbnail_png(io.to_display_rgb(stack[0, ::step, ::step]))
     return sess.add_image(name, stack, thumb)
 
 
