@@ -425,6 +425,13 @@ def run_http_case(target: WebTarget, case, ctx: dict, watch: MemoryWatch | None)
         if case.kind == "session" and name == "start_session" and outcome == "accepted":
             new = (resp or {}).get("response", {}).get("session-id", {}).get("data")
             outcome = "replaced" if isinstance(new, str) and new != case.data and "." in new else "accepted"
+        shown = ((resp or {}).get("response", {}).get("current-image") or {}).get("data")
+        if name == "upload_images" and isinstance(shown, dict):  # the browser then draws the new image
+            calls.append(("http canvas after upload", "build_canvas", {
+                "session-id.data": values["session-id.data"], "current-image.data": shown, "classes.data": CLASSES,
+                "active-class.data": 1, "stroke-width.value": 5, "overlay-mode.value": "segmentation",
+                "overlay-opacity.value": 0.5, "show-annotations.value": True, "canvas-scale.data": 1.0},
+                ["current-image.data"]))
         results.append({"category": case.category, "case": case.name, "channel": channel, "outcome": outcome,
                         "detail": detail, "seconds": round(elapsed, 2), "cpu": round(cpu, 2), "expect": case.expect,
                         "peak_mb": round(watch.peak, 1) if watch else None,
@@ -463,7 +470,10 @@ def check_sessions(target: WebTarget, ctx: dict, corpus) -> dict:
     chosen = {_bare(c.data) for c in corpus if c.kind == "session" and isinstance(c.data, str)}
     root = target.store_dir()
     owned = sorted(sid for sid in chosen if _SESSION_RE.match(sid) and (root / sid).exists())
-    return {"bystander_sessions": len(ctx["baseline"]), "lost_or_changed": lost, "chosen_ids_with_data": owned}
+    issued = [_bare(b["sid"]) for b in (*ctx["baseline"], ctx["victim"], ctx["model_victim"], ctx["eval_victim"])]
+    log = target.server.log_text() if target.server else ""
+    return {"bystander_sessions": len(ctx["baseline"]), "lost_or_changed": lost, "chosen_ids_with_data": owned,
+            "session_ids_in_server_log": sum(log.count(sid) for sid in issued)}
 
 
 # -- report -----------------------------------------------------------------------------------------------------
@@ -573,7 +583,8 @@ def main(argv=None) -> int:
     print(f"{'cases':>24}: {len(corpus)} ({len(results)} runs) in {time.time() - t0:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "report": report}, indent=1))
-    ok = not bad and not report.get("lost_or_changed") and not report.get("chosen_ids_with_data")
+    ok = not bad and not report.get("lost_or_changed") and not report.get("chosen_ids_with_data") \
+        and not report.get("session_ids_in_server_log")
     return 0 if ok else 1
 
 

@@ -284,6 +284,12 @@ def image_cases(scale: float = 1.0) -> list[Case]:
     side = int(math.sqrt(2e8 * scale)) if scale < 1 else 14_143
     add(f"png-zero-bomb-{side}", png_raw(side, side, idat=zlib.compress(b"\0" * (side + 1) * 64)))
     add("png-bomb-10000-rgba16", png_raw(10_000, 10_000, 16, 6))
+    # tiny files that decode to exactly what the limits allow: accepted, and the server must still cope
+    at = 10_000 if scale >= 1 else 1_000
+    add(f"png-zeros-{at}-at-pixel-limit", png_raw(at, at, idat=zlib.compress(b"\0" * (at + 1) * at, 9)), "accept")
+    side = 8192 if scale >= 1 else 512
+    add(f"tif-zeros-{side}x{side}x16-at-byte-limit", tiff(np.zeros((side, side, 16), np.uint8), compression="zlib",
+                                                          photometric="minisblack", planarconfig="contig"), "accept")
     add("png-idat-inflates-past-image", png_raw(64, 48, idat=deflate_bomb(bomb)), "either")
     add("png-ztxt-bomb", png_raw(64, 48, idat=zlib.compress(b"\0" * (65 * 48)),
                                  extra=chunk(b"zTXt", b"k\0\0" + deflate_bomb(bomb)[2:])), "either")

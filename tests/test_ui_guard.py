@@ -155,7 +155,8 @@ def test_a_model_with_a_bad_colour_can_never_be_loaded(web):
 def test_session_ids_are_issued_by_the_server(web, app, tmp_path):
     services = app.server.extensions["segapp"]
     for chosen in ("a" * 20, "b" * 64, "x" * 32 + "." + "A" * 43, 123, {"a": 1}, "../etc/passwd"):
-        _, resp = call(web, "start_session", {"session-id.data": chosen}, ["session-id.modified_timestamp"])
+        _, resp = call(web, "start_session", {"session-id.data": chosen, "session-id.modified_timestamp": -1},
+                       ["session-id.modified_timestamp"])  # what the browser sends on page load
         issued = resp["response"]["session-id"]["data"]
         assert issued != chosen and verify_session_id(issued, services.signing_key())
         call(web, "upload_images", {"upload-images.contents": [F.uri(F.png(F.sample_image()))],

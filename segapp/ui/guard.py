@@ -95,7 +95,10 @@ def install(app) -> None:
         if jsonguard.too_deep(data, MAX_JSON_DEPTH):
             return refusal_response(f"the request is nested more than {MAX_JSON_DEPTH} levels deep; "
                                     "it was not processed")
-        body = request.get_json(silent=True)  # parsed once: Flask hands the same object to Dash
+        try:  # parsed once: werkzeug caches it (non-silent) and hands the same object to Dash
+            body = request.get_json()
+        except Exception:  # werkzeug's BadRequest / UnsupportedMediaType
+            return refusal_response("not a callback request of this page (the body is not JSON)", status=400)
         problem = malformed(body, app.callback_map)
         if problem:
             return refusal_response(f"not a callback request of this page ({problem})", status=400)
@@ -335,8 +338,10 @@ def payload_checks(fn, constraints: dict, session_key) -> dict:
             checks[name] = _simple(lambda v: _number(v, 1e-6, 1e6), "zoom")
         elif cid == ids.GRAPH and prop == "relayoutData":
             checks[name] = _simple(lambda v: v is None or isinstance(v, dict), "drawing event")
-        elif prop == "n_clicks" or prop == "modified_timestamp":
+        elif prop == "n_clicks":
             checks[name] = _simple(_clicks, "click")
+        elif prop == "modified_timestamp":  # -1 until the store is first written
+            checks[name] = _simple(lambda v: _number(v, -1, 10**15, integer=True), "timestamp")
         elif (cid, prop) in constraints:
             checks[name] = _simple(constraints[(cid, prop)], f"value for {cid}")
     return checks

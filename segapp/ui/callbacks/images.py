@@ -79,7 +79,7 @@ def upload_images(contents, filenames, sid, images_version, *, services, notify)
         try:
             added.append(add_image(sess, name, decode_upload(content, name, limit), services.settings))
         except SegappError as e:
-            failed.append(str(e) if str(e).startswith(name) else f"{name}: {e}")
+            failed.append(str(e) if name in str(e) else f"{name}: {e}")
     if failed:  # one toast: Dash keeps only the last one a request sets
         done = f" · Added {len(added)} image(s)." if added else ""
         notify(" · ".join(failed) + done, "danger", f"{len(failed)} file(s) not added")
