@@ -42,11 +42,11 @@ import numpy as np
 
 from . import limits as L
 from .errors import ModelFileError, SegappError
+from .io import NORMALIZE_METHODS
 
 FORMAT = "segapp-model"
 FORMAT_VERSION = 2
-CLASSIFIER_TYPES = ("RandomForestClassifier",)
-NORMALIZE_METHODS = ("percentile", "minmax", "dtype", "none")
+CLASSIFIER_TYPES = ("RandomForestClassifier",)  # with its trusted skops types in modelfile.TRUSTED_TYPES
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _MEMBER = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
