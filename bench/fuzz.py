@@ -21,7 +21,9 @@ failures ``traceback`` (CLI traceback, "Unexpected error" toast or a traceback i
 log), ``http-500``, ``hang`` (more than 30 CPU-seconds - of the CLI process, or of the server
 while it answers - or no answer within 120 s wall: wall time alone misleads on a shared
 machine), ``crash`` (a signal, or the server died) and ``messy``
-(a refusal whose stderr is not exactly one line).  Before the corpus three sessions are filled
+(a refusal whose stderr is not exactly one line).  The ``payloads`` category then
+replaces every input and state of every callback, in turn, by each of 14 odd values (None, -1, 1e30,
+a 5,000-character string, lists, dicts, ...).  Before the corpus three sessions are filled
 with images and strokes; afterwards they must be exactly as they were, and no client-chosen
 session id may own any data.
 """
@@ -445,6 +447,57 @@ def run_http_case(target: WebTarget, case, ctx: dict, watch: MemoryWatch | None)
     return results
 
 
+WEIRD = [None, -1, 10**30, 1e308, "x" * 5000, [1, 2], {"a": 1}, True, "../x", [], {}, "", 0.5, [[[]]]]
+SKIP = ("extract_and_train", "apply_all", "measure_objects")  # background jobs: they run through the job protocol
+
+
+def payload_calls(target: WebTarget, ctx: dict, every: int = 1) -> list[tuple[str, str, dict, list[str]]]:
+    """Every input and state of every (non-background) callback, in turn replaced by each of :data:`WEIRD`,
+    the others holding values the page would send: ``[(case name, callback, values, changed)]``."""
+    v = ctx["victim"]
+    plausible = {"session-id.data": v["sid"], "current-image.data": v["cur"], "classes.data": CLASSES,
+                 "active-class.data": 1, "stroke-width.value": 5, "overlay-mode.value": "segmentation",
+                 "overlay-opacity.value": 0.5, "show-annotations.value": True, "canvas-scale.data": 1.0,
+                 "images-version.data": 1, "extractor.value": "classical", "sigma-range.value": [0, 3],
+                 "trees.value": 50, "depth.value": 10, "normalization.value": "percentile",
+                 "train-all-images.value": True, "live-update.value": True}
+    calls, n = [], 0
+    for spec in target.requests.app.callback_map.values():
+        name = getattr(spec.get("callback"), "__name__", "")
+        if not name or spec.get("background") or name in SKIP or name in ("delete_image",):
+            continue
+        first = spec["inputs"][0]
+        changed = [f"{first['id']}.{first['property']}"] if isinstance(first["id"], str) else []
+        for dep in spec["inputs"] + spec["state"]:
+            if not isinstance(dep["id"], str):
+                continue
+            for i, weird in enumerate(WEIRD):
+                n += 1
+                if n % every == 0:
+                    calls.append((f"{name}:{dep['id']}.{dep['property']}={i}", name,
+                                  {**plausible, f"{dep['id']}.{dep['property']}": weird}, changed))
+    return calls
+
+
+def run_payloads(target: WebTarget, ctx: dict, watch, every: int = 1) -> list[dict]:
+    """The ``payloads`` category: :func:`payload_calls` over the callback endpoint."""
+    results = []
+    for case, name, values, changed in payload_calls(target, ctx, every):
+        before = target.server.log_text().count("Traceback") if target.server else 0
+        cpu0 = watch.cpu() if watch else 0.0
+        base = watch.reset() if watch else 0.0
+        t0 = time.perf_counter()
+        status, resp = target.call(name, values, changed)
+        cpu = watch.cpu() - cpu0 if watch else 0.0
+        after = target.server.log_text().count("Traceback") if target.server else 0
+        outcome, detail = classify_http("timeout" if cpu > HANG_CPU else status, resp, after - before)
+        results.append({"category": "payloads", "case": case, "channel": f"http {name}", "outcome": outcome,
+                        "detail": detail, "seconds": round(time.perf_counter() - t0, 2), "cpu": round(cpu, 2),
+                        "expect": "either", "peak_mb": round(watch.peak, 1) if watch else None,
+                        "delta_mb": round(watch.peak - base, 1) if watch else None})
+    return results
+
+
 def prepare(target: WebTarget) -> dict:
     """Sessions the corpus aims at, and three bystander sessions that must come through unchanged."""
     from segapp.store import LocalStore
@@ -551,6 +604,11 @@ def main(argv=None) -> int:
             peak = (0.0, "")
             for c in corpus:
                 for r in run_http_case(target, c, ctx, ctx["watch"]):
+                    results.append(r)
+                    if r["peak_mb"] and r["peak_mb"] > peak[0]:
+                        peak = (r["peak_mb"], f"{r['category']}/{r['case']}")
+            if not args.only or "payloads" in args.only.split(","):
+                for r in run_payloads(target, ctx, ctx["watch"]):
                     results.append(r)
                     if r["peak_mb"] and r["peak_mb"] > peak[0]:
                         peak = (r["peak_mb"], f"{r['category']}/{r['case']}")

@@ -86,5 +86,7 @@ def test_web_sample_answers_every_case_calmly(sample, tmp_path):
     assert not bad
     counts = collections.Counter(r["outcome"] for r in results)
     assert counts["message"] > 60 and counts["replaced"] > 0 and counts["accepted"] > 0
+    payloads = fuzz.run_payloads(web, ctx, None, every=7)  # every 7th odd value of every callback input
+    assert len(payloads) > 150 and not [(r["case"], r["detail"]) for r in payloads if r["outcome"] in fuzz.FAILURES]
     check = fuzz.check_sessions(web, ctx, sample)
     assert check["lost_or_changed"] == 0 and check["chosen_ids_with_data"] == []

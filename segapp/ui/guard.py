@@ -295,8 +295,7 @@ def layout_constraints(layout) -> dict[tuple[str, str], object]:
         elif kind == "Input":
             typ = getattr(comp, "type", None) or "text"
             if typ == "number":
-                out[(cid, "value")] = lambda v, lo=lo, hi=hi: v in ("",) or _number(v, lo, hi if hi is not None
-                                                                                     else 1e12)
+                out[(cid, "value")] = lambda v, lo=lo, hi=hi: _number(v, lo, hi if hi is not None else 1e12)
             elif typ == "color":
                 out[(cid, "value")] = lambda v: v is None or (isinstance(v, str) and bool(_COLOR.match(v)))
             else:
@@ -305,7 +304,8 @@ def layout_constraints(layout) -> dict[tuple[str, str], object]:
             options = getattr(comp, "options", None) or []
             values = {o.get("value") if isinstance(o, dict) else o for o in options}
             if values and cid not in (ids.PROBA_CLASS, ids.OBJ_CLASS, ids.EXTRACTOR):
-                out[(cid, "value")] = lambda v, values=frozenset(values): v in values
+                out[(cid, "value")] = lambda v, values=frozenset(values): isinstance(v, (str, int, float, type(None))) \
+                    and v in values
             else:  # options change at run time (class ids, extractors): a short scalar
                 out[(cid, "value")] = lambda v: v is None or (isinstance(v, (int, str)) and not isinstance(v, bool)
                                                               and len(str(v)) <= 100)
@@ -332,6 +332,8 @@ def payload_checks(fn, constraints: dict, session_key) -> dict:
             checks[name] = check_classes
         elif cid in (ids.TRAIN_REQUEST, ids.EXTRACT_REQUEST, ids.ANNOT_VERSION, ids.MODEL_VERSION):
             checks[name] = _check_request_store
+        elif cid == ids.IMAGES_VERSION:
+            checks[name] = _simple(lambda v: _number(v, 0, 10**12, integer=True), "image list version")
         elif cid == ids.ACTIVE_CLASS:
             checks[name] = _simple(lambda v: _number(v, 0, MAX_CLASS_ID, integer=True), "class")
         elif cid == ids.SCALE:
