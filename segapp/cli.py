@@ -267,8 +267,8 @@ def _error(message) -> int:
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if args.command == "worker":  # a worker configures Celery's logging itself
-        return args.func(args)
+    if args.command == "worker":  # a worker configures Celery's logging itself and keeps its stderr
+        return _run(args)
     _quiet_libraries()
     with _native_stderr_captured():
         return _run(args)
