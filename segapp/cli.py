@@ -48,14 +48,17 @@ def cmd_train(args) -> int:
 
     if len(args.image) != len(args.labels):
         raise SegappError(f"got {len(args.image)} --image but {len(args.labels)} --labels; give them in pairs")
+    params = _feature_params(args.feature_params)  # options first: they cost nothing to check
+    _check_forest_options(args)
+    folder = Path(args.out).parent
+    if not folder.is_dir():
+        raise SegappError(f"cannot write {args.out}: the folder {folder} does not exist")
     images = [io.read_image(p) for p in args.image]
     labels = [io.read_labels(p) for p in args.labels]
     for p, im, lab in zip(args.image, images, labels):
         if lab.shape != im.shape[:2]:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
                               f"{im.shape[1]}x{im.shape[0]}")
-    params = _feature_params(args.feature_params)
-    _check_forest_options(args)
     seg = Segmenter(features=args.features, feature_params=params, n_estimators=args.trees,
                     max_depth=args.depth, max_samples=args.max_samples,
                     class_weight="balanced" if args.balanced else None, normalization={"method": args.normalization})
@@ -101,6 +104,8 @@ def cmd_predict(args) -> int:
     from .segmenter import Segmenter
 
     out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise SegappError(f"--out-dir {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     if args.queue is not None:
         from .config import get_settings
