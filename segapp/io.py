@@ -17,14 +17,10 @@ are read as 8-bit (a Pillow limitation; use TIFF for 16-bit colour).
 """
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import io as _io
 import logging
-import lzma
 import os
-import struct
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +29,7 @@ from PIL import Image, ImageSequence
 
 from .errors import ConfigError, ImageReadError
 from .limits import Limits, check_image_cost, default_limits, human_bytes
+from .tiffguard import BOUNDED, OverBudget, decode_budget, tiff_page_count, tifffile_bounded
 
 DEFAULT_MAX_PIXELS = 100_000_000
 NORMALIZE_METHODS = ("percentile", "minmax", "dtype", "none")
@@ -48,76 +45,6 @@ logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 class _NeedsPillow(Exception):
     """tifffile lacks a codec for this TIFF; Pillow (libtiff) may have it."""
-
-
-class _OverBudget(Exception):
-    """Decompressed segments exceed the decoded size the header promised (a decompression bomb)."""
-
-
-# -- decoding that cannot inflate past what the header promised -------------------------------
-# tifffile's built-in zlib/lzma/packbits decoders inflate a strip completely, however large it
-# gets, and only then cut it to the strip's size: a 1 MB strip can become 1 GiB.  These stop at
-# the expected size (``out``, passed by tifffile) and charge every decoded byte to a budget.
-_budget: contextvars.ContextVar = contextvars.ContextVar("segapp_decode_budget", default=None)
-
-
-def _expected(out) -> int | None:
-    return out if isinstance(out, int) and out > 0 else None
-
-
-def _charge(n: int) -> None:
-    left = _budget.get()
-    if left is not None:
-        left[0] -= n
-        if left[0] < 0:
-            raise _OverBudget
-
-
-def _zlib_bounded(data, out=None):
-    limit = _expected(out)
-    d = zlib.decompressobj()
-    res = d.decompress(bytes(data), limit or (_budget.get() or [1 << 31])[0] + 1)
-    _charge(len(res))
-    return res
-
-
-def _lzma_bounded(data, out=None):
-    limit = _expected(out)
-    res = lzma.LZMADecompressor().decompress(bytes(data), max_length=limit or (_budget.get() or [1 << 31])[0] + 1)
-    _charge(len(res))
-    return res
-
-
-def _packbits_bounded(data, out=None):
-    limit = _expected(out) or (_budget.get() or [1 << 31])[0] + 1
-    data, res, i, n = bytes(data), bytearray(), 0, len(data)
-    while i < n and len(res) < limit:
-        h = data[i]
-        i += 1
-        if h < 128:
-            res += data[i:i + h + 1]
-            i += h + 1
-        elif h > 128:
-            res += data[i:i + 1] * (257 - h)
-            i += 1
-    _charge(len(res))
-    return bytes(res[:limit])
-
-
-_BOUNDED: list = []  # [True] once the bounded decoders replaced tifffile's, [False] if they could not
-
-
-def _tifffile():
-    """tifffile, imported when the first TIFF is met, with its decoders bounded (once per process)."""
-    import tifffile
-
-    if not _BOUNDED:
-        codecs = getattr(tifffile.TIFF.DECOMPRESSORS, "_codecs", None)
-        if isinstance(codecs, dict):
-            codecs.update({8: _zlib_bounded, 32946: _zlib_bounded, 50013: _zlib_bounded, 34925: _lzma_bounded,
-                           32773: _packbits_bounded})
-        _BOUNDED.append(isinstance(codecs, dict))  # False: tifffile changed; compressed TIFFs go to Pillow
-    return tifffile
 
 
 def _fail(name: str | None, reason: str) -> ImageReadError:
@@ -168,17 +95,17 @@ def _decode(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
     if not data:
         raise _fail(name, "the file is empty")
     kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
-    token = _budget.set([2 * limits.max_image_bytes])  # every decoded byte counts, whatever the header said
     try:
         if kind == "TIFF":
             try:
-                return _decode_tiff(data, name, limits, labels)
+                with decode_budget(2 * limits.max_image_bytes):  # every decoded byte counts, whatever the header
+                    return _decode_tiff(data, name, limits, labels)
             except _NeedsPillow:
                 pass
         return _decode_pillow(data, name, limits, labels, kind)
     except ImageReadError:
         raise
-    except _OverBudget:
+    except OverBudget:
         raise _fail(name, "the compressed pixel data inflates to more than the image size it declares "
                           "(a decompression bomb)") from None
     except Image.DecompressionBombError as exc:
@@ -192,35 +119,12 @@ def _decode(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
             raise _fail(name, f"truncated or corrupt {kind} file ({type(exc).__name__}: {exc})") from None
         what = "a PDF document, not an image" if data.startswith(b"%PDF") else "not a recognised image format"
         raise _fail(name, f"{what} (expected PNG, JPEG or TIFF)") from None
-    finally:
-        _budget.reset(token)
-
-
-def _tiff_page_count(data: bytes, limit: int) -> int:
-    """Pages in the main IFD chain, counting at most ``limit + 1`` (tifffile would read them all)."""
-    bo = "<" if data[:2] == b"II" else ">"
-    big = data[2:4] in (b"+\x00", b"\x00+")
-    fmt_off, fmt_n, head, entry = ("Q", "Q", 8, 20) if big else ("I", "H", 4, 12)
-    try:
-        off = struct.unpack_from(bo + fmt_off, data, 8 if big else 4)[0]
-        seen, n = set(), 0
-        while off and n <= limit and off not in seen and off + 8 <= len(data):
-            seen.add(off)
-            count = struct.unpack_from(bo + fmt_n, data, off)[0]
-            nxt = off + struct.calcsize(fmt_n) + count * entry
-            if nxt + head > len(data):
-                break
-            off = struct.unpack_from(bo + fmt_off, data, nxt)[0]
-            n += 1
-        return n
-    except struct.error:
-        return 0
 
 
 def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
-    tifffile = _tifffile()
+    tifffile = tifffile_bounded()
     max_pages = limits.max_planes * max(1, limits.max_channels)
-    if _tiff_page_count(data, max_pages) > max_pages:
+    if tiff_page_count(data, max_pages) > max_pages:
         raise _fail(name, f"the TIFF has more than {max_pages:,} pages; at most {limits.max_planes:,} planes "
                           f"of {limits.max_channels} channels are accepted (SEGAPP_MAX_PLANES, SEGAPP_MAX_CHANNELS)")
     with tifffile.TiffFile(_io.BytesIO(data)) as tf:
@@ -243,7 +147,7 @@ def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
             ends = [o + c for o, c in zip(pg.dataoffsets, pg.databytecounts) if c] if pg else []
             if ends and max(ends) > len(data):
                 raise _fail(name, "truncated TIFF file (the file ends before its pixel data)")
-            if pg and not _BOUNDED[0] and pg.compression != 1:  # pragma: no cover
+            if pg and not BOUNDED[0] and pg.compression != 1:  # pragma: no cover
                 raise _NeedsPillow
         try:
             arr = series.asarray(maxworkers=1)  # one thread: the decode budget is per context
@@ -464,7 +368,7 @@ def write_labels(target, labels, fmt: str | None = None) -> None:
             raise ValueError(f"label {top} does not fit in a PNG (max 65535); use fmt='tiff'")
         Image.fromarray(lab).save(target, format="PNG")
     elif fmt in ("tif", "tiff"):
-        _tifffile().imwrite(target, lab, photometric="minisblack", compression="zlib")
+        tifffile_bounded().imwrite(target, lab, photometric="minisblack", compression="zlib")
     else:
         raise ValueError(f"unknown label format {fmt!r}; use 'png' or 'tiff'")
 
@@ -491,7 +395,7 @@ def write_proba_tiff(target, proba, *, dtype: str = "float32") -> None:
         p = np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
     elif dtype != "float32":
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
-    _tifffile().imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
+    tifffile_bounded().imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
                         metadata={"axes": "CYX"})
 
 
