@@ -101,7 +101,6 @@ def _check_forest_options(args) -> None:
 
 def cmd_predict(args) -> int:
     from . import io
-    from .segmenter import Segmenter
 
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
@@ -117,9 +116,12 @@ def cmd_predict(args) -> int:
         for p in paths:
             print(p)
         return 0
+    first = io.read_image(args.images[0])  # a bad image is refused before the (slower) model load
+    from .segmenter import Segmenter
+
     seg = Segmenter.load(args.model)
     for i, path in enumerate(args.images):
-        image = io.read_image(path)
+        image = first if i == 0 else io.read_image(path)
         proba = seg.predict_proba(image, progress=_progress(f"{Path(path).name} ({i + 1}/{len(args.images)})"))
         stem = Path(path).stem
         io.write_labels(out / f"{stem}.png", seg.predict(image, proba=proba))
