@@ -121,7 +121,7 @@ def cmd_predict(args) -> int:
 
     seg = Segmenter.load(args.model)
     for i, path in enumerate(args.images):
-        image = first if i == 0 else io.read_image(path)
+        image, first = (first if i == 0 else io.read_image(path)), None
         proba = seg.predict_proba(image, progress=_progress(f"{Path(path).name} ({i + 1}/{len(args.images)})"))
         stem = Path(path).stem
         io.write_labels(out / f"{stem}.png", seg.predict(image, proba=proba))
