@@ -523,9 +523,22 @@ def check_sessions(target: WebTarget, ctx: dict, corpus) -> dict:
     chosen = {_bare(c.data) for c in corpus if c.kind == "session" and isinstance(c.data, str)}
     root = target.store_dir()
     owned = sorted(sid for sid in chosen if _SESSION_RE.match(sid) and (root / sid).exists())
+    broken = []
+    for name in ("victim", "model_victim", "eval_victim"):  # the sessions that took every hostile input still work
+        sess = ctx[name]
+        state = {"session-id.data": sess["sid"], "current-image.data": sess["cur"], "classes.data": CLASSES,
+                 "show-annotations.value": True}
+        checks = [target.call("save_strokes", {**state, "canvas.relayoutData": {"shapes": [F._path("M2,40L30,40")]}},
+                              ["canvas.relayoutData"]),
+                  target.call("build_canvas", {**state, "active-class.data": 1, "stroke-width.value": 5,
+                                               "overlay-mode.value": "segmentation", "overlay-opacity.value": 0.5,
+                                               "canvas-scale.data": 1.0}, ["current-image.data"])]
+        if any(classify_http(st, r, 0)[0] != "accepted" for st, r in checks):
+            broken.append(name)
     issued = [_bare(b["sid"]) for b in (*ctx["baseline"], ctx["victim"], ctx["model_victim"], ctx["eval_victim"])]
     log = target.server.log_text() if target.server else ""
-    return {"bystander_sessions": len(ctx["baseline"]), "lost_or_changed": lost, "chosen_ids_with_data": owned,
+    return {"bystander_sessions": len(ctx["baseline"]), "lost_or_changed": lost, "targeted_sessions_broken": broken,
+            "chosen_ids_with_data": owned,
             "session_ids_in_server_log": sum(log.count(sid) for sid in issued)}
 
 
@@ -642,6 +655,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "report": report}, indent=1))
     ok = not bad and not report.get("lost_or_changed") and not report.get("chosen_ids_with_data") \
+        and not report.get("targeted_sessions_broken") \
         and not report.get("session_ids_in_server_log")
     return 0 if ok else 1
 

@@ -90,3 +90,4 @@ def test_web_sample_answers_every_case_calmly(sample, tmp_path):
     assert len(payloads) > 150 and not [(r["case"], r["detail"]) for r in payloads if r["outcome"] in fuzz.FAILURES]
     check = fuzz.check_sessions(web, ctx, sample)
     assert check["lost_or_changed"] == 0 and check["chosen_ids_with_data"] == []
+    assert check["targeted_sessions_broken"] == []
