@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps bench clean
+.PHONY: run test setup setup-dev system-deps bench bench-peers clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,9 +33,22 @@ run: setup
 test: setup-dev
 	bash .ci/pytest.sh
 
-bench: setup
+bench: setup bench-peers
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/accuracy.py --data ../shared/data
+
+# The peers of bench/accuracy.py (napari-convpaint 1.2.0) live in their own venv, never in .venv.
+PEERS := .venv-peers
+PEERS_PKGS := napari-convpaint==1.2.0 PySide6-Essentials torch==2.14.1 torchvision==0.29.1
+
+$(PEERS)/.installed:
+	test -x $(PEERS)/bin/python || $(PY) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q $(PEERS_PKGS)
+	QT_QPA_PLATFORM=offscreen $(PEERS)/bin/python -c "from napari_convpaint.convpaint_model import ConvpaintModel"
+	touch $@
+
+bench-peers: $(PEERS)/.installed
 
 clean:
 	rm -rf $(VENV) .segapp .pytest_cache

@@ -26,25 +26,68 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     segapp: {
-      /* Overlay opacity: patch one number of the figure, nothing goes to the server. */
+      /* Overlay opacity: patch the opacity of every overlay tile, nothing goes to the server. */
       opacity: function (value) {
-        return new window.dash_clientside.Patch().assign(["data", 1, "opacity"], value).build();
+        var gd = plotDiv("canvas");
+        var n = gd && gd.layout && gd.layout.images ? gd.layout.images.length : 0;
+        var patch = new window.dash_clientside.Patch();
+        for (var i = 0; i < n; i++) patch.assign(["layout", "images", i, "opacity"], value);
+        return patch.build();
       },
 
-      /* A new overlay from the server: patch it in if its plane is still on screen (figure uirevision). */
+      /* New overlay tiles from the server: patch each into its layout image if its plane is still on
+         screen (figure uirevision) and it is not older or coarser than what that tile already shows. */
       overlay: function (data, graphId) {
         var nu = window.dash_clientside.no_update;
         var gd = plotDiv(graphId);
-        if (!data || !gd || !gd.layout || gd.layout.uirevision !== data.key || !gd.data || gd.data.length < 2) return nu;
-        var patch = new window.dash_clientside.Patch();
-        if (data.uri) {
-          patch.assign(["data", 1, "source"], data.uri).assign(["data", 1, "visible"], true)
-               .assign(["data", 1, "dx"], 1).assign(["data", 1, "dy"], 1);
-        } else {
-          patch.assign(["data", 1, "visible"], false);
+        if (!data || !gd || !gd.layout || gd.layout.uirevision !== data.key || !gd.layout.images) return [nu, nu];
+        var imgs = gd.layout.images, patch = new window.dash_clientside.Patch(), changed = false;
+        var names = imgs.map(function (im) { return im.visible ? String(im.name || "0:0") : "0:0"; });
+        if (data.clear) {
+          for (var j = 0; j < imgs.length; j++) { patch.assign(["layout", "images", j, "visible"], false); names[j] = "0:0"; }
+          changed = imgs.length > 0;
         }
+        (data.tiles || []).forEach(function (t) {
+          if (!imgs[t.i]) return;
+          var had = names[t.i].split(":"), hv = Number(had[0]), hs = Number(had[1]) || 99;
+          if (hv > 0 && (t.v < hv || (t.v === hv && t.s > hs))) return; // keep the newer / finer one
+          patch.assign(["layout", "images", t.i, "source"], t.uri)
+               .assign(["layout", "images", t.i, "visible"], true)
+               .assign(["layout", "images", t.i, "name"], t.v + ":" + t.s);
+          names[t.i] = t.v + ":" + t.s;
+          changed = true;
+        });
+        // what the browser shows now, for the server's catch-up (fill_tiles)
+        var v = data.version || 0, seen = [];
+        names.forEach(function (n, i) { var p = n.split(":"); if (Number(p[0]) === v) seen.push(i + ":" + p[1]); });
+        var seenData = { key: data.key, v: v, tiles: seen };
+        if (!changed) return [nu, seenData];
         if (gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
-        return patch.build();
+        return [patch.build(), seenData];
+      },
+
+      /* The visible region in image pixels and its width on screen, for viewport-first prediction. */
+      view: function (relayout, _info, graphId) {
+        var trig0 = (window.dash_clientside.callback_context.triggered || []).map(function (t) { return t.prop_id; });
+        if (trig0.length === 1 && trig0[0].indexOf("canvas-info") >= 0) {
+          // a new image was just sent: read its axes once Plotly has drawn it
+          return new Promise(function (resolve) {
+            setTimeout(function () { resolve(window.dash_clientside.segapp.viewNow(null, graphId)); }, 250);
+          });
+        }
+        return window.dash_clientside.segapp.viewNow(relayout, graphId);
+      },
+
+      viewNow: function (relayout, graphId) {
+        var nu = window.dash_clientside.no_update;
+        var gd = plotDiv(graphId);
+        var fl = gd && gd._fullLayout;
+        if (!fl || !fl.xaxis || !fl.xaxis.range || !fl.yaxis || !fl.yaxis.range) return nu;
+        var keys = Object.keys(relayout || {});
+        if (relayout && !keys.some(function (k) { return /^(xaxis|yaxis|autosize)/.test(k); })) return nu;
+        var xr = fl.xaxis.range, yr = fl.yaxis.range;
+        return { x0: Math.min(xr[0], xr[1]), x1: Math.max(xr[0], xr[1]), y0: Math.min(yr[0], yr[1]),
+                 y1: Math.max(yr[0], yr[1]), px: fl.xaxis._length || 0 };
       },
 
       /* The brush: colour and name of the active class; line width scaled so that a brush of
@@ -69,7 +112,7 @@
       brushNow: function (relayout, active, width, classes, _info, graphId) {
         var nu = window.dash_clientside.no_update;
         var gd = plotDiv(graphId);
-        if (!gd || !gd._fullLayout || !gd.data || gd.data.length < 2) return [nu, nu];
+        if (!gd || !gd._fullLayout || !gd.data || gd.data.length < 1) return [nu, nu];
         var scale = zoomScale(gd);
         var w = Number(width) || 1;
         var color = classColor(classes, active);

@@ -150,8 +150,24 @@ def sample_labels(h=48, w=64) -> np.ndarray:
 def good_model() -> bytes:
     from segapp.segmenter import Segmenter
 
-    seg = Segmenter(feature_params={"sigmas": [1.0]}, n_estimators=3, max_depth=4)
-    return seg.fit(sample_image(), sample_labels()).save()
+    return _good_segmenter().save()
+
+
+@lru_cache(maxsize=1)
+def _good_segmenter():
+    from segapp.segmenter import Segmenter
+
+    seg = Segmenter(features="classical", feature_params={"sigmas": [1.0]}, n_estimators=3, max_depth=4,
+                    normalization={"method": "percentile"})
+    return seg.fit(sample_image(), sample_labels())
+
+
+@lru_cache(maxsize=1)
+def good_skops_model() -> bytes:
+    """The good model in format 1 (``classifier.skops``), whose loader is skops with trusted types."""
+    import skops.io as sio
+
+    return with_classifier(sio.dumps(_good_segmenter().classifier_))
 
 
 def members(data: bytes) -> dict[str, bytes]:
@@ -189,16 +205,36 @@ def _jsonable(m) -> bool:
         return False
 
 
-def with_classifier(blob: bytes, rehash: bool = True) -> bytes:
+def with_classifier(blob: bytes, rehash: bool = True, member: str = "classifier.skops") -> bytes:
+    """The good model with ``blob`` as its classifier member (skops: format 1; npz: format 3)."""
     from segapp.modelcheck import manifest_checksum
 
     parts = members(good_model())
     m = json.loads(parts["manifest.json"])
+    parts.pop("classifier.npz", None)
+    if member == "classifier.skops":
+        m["format_version"] = 1
     if rehash:
-        m["sha256"]["classifier.skops"] = hashlib.sha256(blob).hexdigest()
+        m["sha256"] = {member: hashlib.sha256(blob).hexdigest()}
         m["checksum"] = manifest_checksum(m)
-    parts["manifest.json"], parts["classifier.skops"] = json.dumps(m).encode(), blob
+    else:
+        m["sha256"] = {member: m["sha256"].get(member, "0" * 64)}
+    parts["manifest.json"], parts[member] = json.dumps(m).encode(), blob
     return rezip(parts)
+
+
+def npz_arrays(data: bytes | None = None) -> dict:
+    with np.load(io.BytesIO(members(data or good_model())["classifier.npz"]), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def with_arrays(edit) -> bytes:
+    """The good model with its packed forest's arrays edited by ``edit(dict)`` (hashes recomputed)."""
+    arrays = npz_arrays()
+    edit(arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return with_classifier(buf.getvalue(), member="classifier.npz")
 
 
 def raw_zip(entries: list[tuple[str, bytes, int, int | None]]) -> bytes:
@@ -235,7 +271,7 @@ def crafted_forest(edit) -> bytes:
 
     from segapp.modelfile import TRUSTED_TYPES
 
-    clf = sio.loads(members(good_model())["classifier.skops"], trusted=TRUSTED_TYPES)
+    clf = sio.loads(members(good_skops_model())["classifier.skops"], trusted=TRUSTED_TYPES)
     edit(clf)
     return with_classifier(sio.dumps(clf))
 
@@ -440,7 +476,7 @@ def model_cases(scale: float = 1.0) -> list[Case]:
     add("zip-path-traversal-member", rezip({**parts, "../../evil": b"x"}))
     add("zip-duplicate-manifest", raw_zip([("manifest.json", parts["manifest.json"], 0, None),
                                            ("manifest.json", b"{}", 0, None),
-                                           ("classifier.skops", parts["classifier.skops"], 0, None)]))
+                                           ("classifier.npz", parts["classifier.npz"], 0, None)]))
     add("zip-stored", rezip(parts, zipfile.ZIP_STORED), "accept")
     add("zip-bzip2", rezip(parts, zipfile.ZIP_BZIP2))
     add("zip-lzma", rezip(parts, zipfile.ZIP_LZMA))
@@ -449,13 +485,13 @@ def model_cases(scale: float = 1.0) -> list[Case]:
     add("zip-truncated-half", good[: len(good) // 2])
     # zip bombs
     add("bomb-manifest-1g", raw_zip([("manifest.json", deflate_bomb(bomb, raw=True), 8, bomb),
-                                     ("classifier.skops", parts["classifier.skops"], 0, None)]))
+                                     ("classifier.npz", parts["classifier.npz"], 0, None)]))
     add("bomb-classifier-1g", raw_zip([("manifest.json", parts["manifest.json"], 0, None),
-                                       ("classifier.skops", deflate_bomb(bomb, raw=True), 8, bomb)]))
+                                       ("classifier.npz", deflate_bomb(bomb, raw=True), 8, bomb)]))
     add("bomb-manifest-lying-size", raw_zip([("manifest.json", deflate_bomb(bomb, raw=True), 8, 1000),
-                                             ("classifier.skops", parts["classifier.skops"], 0, None)]))
+                                             ("classifier.npz", parts["classifier.npz"], 0, None)]))
     add("bomb-classifier-lying-size", raw_zip([("manifest.json", parts["manifest.json"], 0, None),
-                                               ("classifier.skops", deflate_bomb(bomb, raw=True), 8, 4096)]))
+                                               ("classifier.npz", deflate_bomb(bomb, raw=True), 8, 4096)]))
     many = raw_zip([(f"m{i}.npy", b"", 0, None) for i in range(65_000 if scale >= 1 else 30_000)])
     add("zip-65k-members", many)
     inner_bomb = raw_zip([("schema.json", deflate_bomb(bomb, raw=True), 8, bomb)])
@@ -476,7 +512,7 @@ def model_cases(scale: float = 1.0) -> list[Case]:
                                                           key_types=_node("ListNode", "builtins", "list", content=[])))
         schema["protocol"] = 2
         add(f"skops-{loader}-{module}.{cls}", with_classifier(skops_blob(schema)))
-    nested = members(good)["classifier.skops"]
+    nested = members(good_skops_model())["classifier.skops"]
     sch = json.loads(members(nested)["schema.json"])
     sch["content"]["content"]["estimator"] = _node("FunctionNode", "os", "system")
     add("skops-forest-with-hidden-function", with_classifier(rezip({**members(nested),
@@ -497,7 +533,10 @@ def model_cases(scale: float = 1.0) -> list[Case]:
     # manifests: edited without updating the checksum, then with it (then only the schema stands guard)
     add("manifest-edited-no-rehash", with_manifest(_set(("n_features",), 3), rehash=False))
     add("manifest-checksum-missing", with_manifest(lambda m: m.pop("checksum", None), rehash=False))
-    add("classifier-edited-no-rehash", with_classifier(parts["classifier.skops"][:-10] + b"0123456789", rehash=False))
+    add("classifier-edited-no-rehash", with_classifier(parts["classifier.npz"][:-10] + b"0123456789", rehash=False,
+                                                       member="classifier.npz"))
+    add("good-skops-model", good_skops_model(), "accept")
+    add("both-classifier-members", rezip({**parts, "classifier.skops": members(good_skops_model())["classifier.skops"]}))
     edits = {
         "n_channels-1e30": _set(("n_channels",), 10**30), "n_channels-neg": _set(("n_channels",), -1),
         "n_channels-str": _set(("n_channels",), "3"), "n_channels-float": _set(("n_channels",), 1.5),
@@ -586,6 +625,32 @@ def model_cases(scale: float = 1.0) -> list[Case]:
     add("manifest-duplicate-keys", with_manifest(None, raw=parts["manifest.json"][:-1] + b',"n_channels": 99}'))
     add("manifest-2mb", with_manifest(None, raw=parts["manifest.json"][:-1] + b',"pad":"' + b"x" * (2 << 20) + b'"}'))
     # crafted forests (hashes recomputed: only the structure checks stand between them and predict)
+    # the packed forest (classifier.npz): arrays only, but their structure and headers are the attack surface
+    add("npz-child-self-loop", with_arrays(lambda a: a["left"].__setitem__(0, 0)))
+    add("npz-shared-subtree", with_arrays(_shared_subtree))
+    add("npz-chain-depth-300", with_arrays(_deep_chain(300)))
+    add("npz-chain-depth-200", with_arrays(_deep_chain(200)), "accept")
+    add("npz-feature-1e6", with_arrays(lambda a: a["feature"].__setitem__(0, 10**6)))
+    add("npz-offsets-negative", with_arrays(lambda a: a.__setitem__("offsets", -a["offsets"])))
+    add("npz-offsets-float", with_arrays(lambda a: a.__setitem__("offsets", a["offsets"].astype(float))))
+    add("npz-1001-trees", with_arrays(_many_trees(1001)))
+    add("npz-classes-300", with_arrays(lambda a: a.__setitem__("classes", np.array([1, 300]))))
+    add("npz-n-features-array", with_arrays(lambda a: a.__setitem__("n_features", np.arange(3))))
+    add("npz-value-nan", with_arrays(lambda a: a["value"].__setitem__((-1, 0), np.nan)))
+    add("npz-missing-offsets", with_arrays(lambda a: a.pop("offsets")))
+    add("npz-extra-array", with_arrays(lambda a: a.__setitem__("evil", np.zeros(3))))
+    add("npz-object-array", with_classifier(rezip({**members(members(good)["classifier.npz"]),
+                                                   "classes.npy": _npy_object()}, zipfile.ZIP_STORED),
+                                            member="classifier.npz"))
+    add("npz-header-claims-1e9", with_classifier(rezip({**members(members(good)["classifier.npz"]),
+                                                        "left.npy": _npy_lying_header(10**9)}, zipfile.ZIP_STORED),
+                                                 member="classifier.npz"))
+    add("npz-member-bomb", with_classifier(raw_zip([(f"{n}.npy", members(members(good)["classifier.npz"])[f"{n}.npy"],
+                                                     0, None) for n in ("classes", "n_features", "offsets", "feature",
+                                                                        "threshold", "left", "right")]
+                                                   + [("value.npy", deflate_bomb(bomb, raw=True), 8, bomb)]),
+                                           member="classifier.npz"))
+    add("npz-not-zip", with_classifier(b"not an npz", member="classifier.npz"))
     add("forest-child-self-loop", crafted_forest(tree_edit("left_child", 0)))
     add("forest-child-backwards", crafted_forest(_cycle_edit()))
     add("forest-feature-1e6", crafted_forest(tree_edit("feature", 10**6)))
@@ -607,6 +672,43 @@ def model_cases(scale: float = 1.0) -> list[Case]:
     for frac in (0.1, 0.5, 0.9, 0.99):
         add(f"cut-{int(frac * 100)}", good[: int(len(good) * frac)])
     return c
+
+
+def _npy_lying_header(n: int) -> bytes:
+    """A .npy whose header claims ``n`` int64 values, followed by 8 bytes of data."""
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(1, np.int64))
+    return buf.getvalue().replace(b"(1,)", f"({n},)".encode().ljust(4))
+
+
+def _shared_subtree(a):
+    """Node 0's right child becomes its left child too (a node with two parents)."""
+    inner = np.flatnonzero(a["left"] >= 0)
+    a["right"][inner[0]] = a["left"][inner[0]]
+
+
+def _deep_chain(depth: int):
+    """One tree that is a chain ``depth`` splits long (each split: a leaf and the rest of the chain)."""
+    def edit(a):
+        k = a["value"].shape[1]
+        n = 2 * depth + 1
+        left = np.full(n, -1, np.int32)
+        right = np.full(n, -1, np.int32)
+        left[:depth] = np.arange(1, depth + 1)            # chain nodes 0..depth-1, end leaf = depth
+        right[:depth] = np.arange(depth + 1, 2 * depth + 1)  # side leaves
+        feature = np.where(left >= 0, 0, -1).astype(np.int32)
+        a.update(offsets=np.array([0, n], np.int64), left=left, right=right, feature=feature,
+                 threshold=np.where(left >= 0, 0.5, -2.0), value=np.full((n, k), 1.0 / k, np.float32))
+    return edit
+
+
+def _many_trees(t: int):
+    def edit(a):
+        k = a["value"].shape[1]
+        a.update(offsets=np.arange(t + 1, dtype=np.int64), left=np.full(t, -1, np.int32),
+                 right=np.full(t, -1, np.int32), feature=np.full(t, -1, np.int32), threshold=np.full(t, -2.0),
+                 value=np.full((t, k), 1.0 / k, np.float32))
+    return edit
 
 
 def _npy_object() -> bytes:

@@ -40,6 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -62,7 +63,12 @@ if (!window.__wrapped) {
 STROKE = """
 var shape = arguments[0], cb = arguments[arguments.length - 1];
 var gd = document.querySelector('#canvas .js-plotly-plot');
-var src = function () { var t = gd.data && gd.data[1]; return t && t.visible !== false ? t.source : null; };
+var src = function () {
+  var ims = (gd.layout.images || []).filter(function (i) { return i.visible; });
+  if (ims.length) return ims.map(function (i) { return i.source; }).join('|');
+  var t = gd.data && gd.data[1];  // the baseline app's overlay trace
+  return t && t.visible !== false ? t.source : null;
+};
 var before = src();
 window.__sizes = [];
 var t0 = performance.now();
@@ -172,7 +178,7 @@ class Page:
             wait(self.drv, "return document.querySelectorAll('#class-list .class-row').length > 0")
             self.drv.find_element("css selector", "#upload-images input[type=file]").send_keys(str(image_path))
             wait(self.drv, "var g=document.querySelector('#canvas .js-plotly-plot');"
-                           "return g.data && g.data.length == 2")
+                           "return g.data && g.data.length >= 1 && !!g._fullLayout.xaxis._length", timeout=300)
         self.drv.execute_script(WRAP_FETCH)
 
     def session(self) -> str | None:
@@ -212,8 +218,8 @@ def summarize(rows: list[dict]) -> dict:
 
 def engine_only(app, sid: str, repeats: int) -> dict:
     """Server-side part of a stroke, in-process on the same session: retrain + predict + store (+ overlay PNG)."""
-    from segapp.ui.callbacks.canvas import overlay_uri
-    from segapp.ui.pipeline import StrictCache, refresh
+    from segapp.ui import overlay_tiles as OT
+    from segapp.ui.pipeline import StrictCache, load_model, refresh
 
     services = app.server.extensions["segapp"]
     sess = services.session(sid)
@@ -221,9 +227,10 @@ def engine_only(app, sid: str, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        refresh(sess, StrictCache(services.feature_cache), services.models, k, retrain=True, force=True,
-                save_in_thread=True)
-        overlay_uri(sess, k, "segmentation", None, sess.classes())
+        out = refresh(sess, StrictCache(services.feature_cache), services.models, k, retrain=True, force=True,
+                      save_in_thread=True)
+        OT.overlays(sess, load_model(sess, services.models, services.feature_cache), k, out["done"],
+                    "segmentation", None, sess.classes(), None)
         times.append(1000 * (time.perf_counter() - t0))
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
             "update_bytes": 0, "total_bytes": 0, "n": len(times)}
@@ -234,7 +241,16 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--strokes", type=int, default=10, help="timed strokes for segapp")
     ap.add_argument("--baseline-strokes", type=int, default=5, help="timed strokes for the baseline")
+    ap.add_argument("--large", nargs="*", type=int, default=[], help="also these sides, e.g. 3000 5000 (9, 25 MP)")
+    ap.add_argument("--large-strokes", type=int, default=5, help="later strokes timed per large image")
+    ap.add_argument("--large-only", action="store_true", help="skip the 1 MP comparison")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="H&E tiles for the large images")
+    ap.add_argument("--screenshots", type=Path, help="save screenshots of the large cases here")
     args = ap.parse_args(argv)
+    if args.large:
+        large_cases(args)
+        if args.large_only:
+            return 0
 
     from PIL import Image
 
@@ -285,5 +301,29 @@ def main(argv=None) -> int:
     return 0
 
 
+def large_cases(args) -> None:
+    from bench_ui_large import large_image, print_table, run_case
+
+    from segapp.config import Settings
+    from segapp.ui import create_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="segapp-bench-large-"))
+    data = args.data if args.data and args.data.is_dir() else None
+    rows = []
+    for size in args.large:
+        image = large_image(size, data, tmp)
+        app = create_app(Settings(data_dir=tmp / f"data{size}", cache_dir=tmp / f"cache{size}",
+                                  max_upload_mb=400))
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+        rows.append(run_case(Page, serve(app), image, size, args.large_strokes, args.screenshots))
+    print_table(rows)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # the apps' background tile threads may still be predicting: skip interpreter teardown (it would abort them)
+    import os
+
+    os._exit(code)

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         Select(drv.find_element("css selector", "#sample-select")).select_by_value("coins")
         time.sleep(0.5)
         click("sample-add")
-        wait(drv, f"var g={GD}; return g && g.data && g.data.length == 2 && !!g._fullLayout.xaxis._length")
+        wait(drv, f"var g={GD}; return g && g.data && g.data.length >= 1 && !!g._fullLayout.xaxis._length")
         time.sleep(1)
         bg, fg = coin_strokes(data.coins())
         for s in bg:
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         drv.save_screenshot(str(out / "painted.png"))
 
         click("train")
-        wait(drv, f"var g={GD}; return g.data[1].visible === true", timeout=120)
+        wait(drv, f"var g={GD}; return (g.layout.images || []).some(function (i) { return i.visible; })", timeout=120)
         time.sleep(1.5)
         drv.save_screenshot(str(out / "segmented.png"))
 

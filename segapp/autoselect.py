@@ -1,9 +1,13 @@
-"""``features="auto"``: choose the extractor by spatially blocked cross-validation.
+"""``features="auto"``: choose the extractor by cross-validation on the painted pixels.
 
-The painted pixels are grouped into square blocks; folds hold out whole blocks,
-so neighbouring pixels (which are nearly identical) never sit on both sides of
-a split.  Each available candidate extractor is scored by macro F1 on the
-held-out blocks; the cheapest candidate within ``tolerance`` of the best wins.
+With two or more painted images the folds are the images (leave one image out):
+a model trained on the other images must classify the held-out image's painted
+pixels, which is what transfer to new images asks of it.  With one painted
+image, the painted pixels are grouped into square blocks and folds hold out
+whole blocks, so neighbouring pixels (nearly identical) never sit on both sides
+of a split.  Each available candidate (:func:`candidates`, read from the
+extractors' traits) is scored by macro F1 on the held-out pixels; the cheapest
+candidate (``relative_cost``) within ``tolerance`` of the best wins.
 
 Examples
 --------
@@ -19,9 +23,23 @@ from sklearn.metrics import f1_score
 
 from .errors import SegappError
 from .features import get_extractor
+from .features.base import registered, traits
 
-CANDIDATES = ("classical", "effnet-lite0", "classical+effnet-lite0")
-COST = {"classical": 1, "effnet-lite0": 2, "classical+effnet-lite0": 3}
+
+def candidates() -> list[str]:
+    """``auto``'s candidates, cheapest first: every registered extractor whose class says
+    ``auto_candidate`` and is available here, and each GPU-worthy one combined with each
+    cheaper filter bank (``"classical+effnet-lite0"``).
+
+    Examples
+    --------
+    >>> candidates()[0]
+    'classical'
+    """
+    singles = [n for n, c in registered().items() if c.auto_candidate and c.availability()[0]]
+    combos = [f"{a}+{b}" for a in singles for b in singles
+              if not registered()[a].gpu_worthy and registered()[b].gpu_worthy]
+    return sorted(singles + combos, key=lambda n: (traits(n)["relative_cost"], n))
 
 
 def spatial_blocks(where: np.ndarray, block: int) -> np.ndarray:
@@ -43,13 +61,14 @@ def _folds(groups: np.ndarray, y: np.ndarray, n_folds: int, rng) -> list[np.ndar
     return fold_of_group[np.searchsorted(ids, groups)]
 
 
-def blocked_cv_score(X, y, groups, make_clf, n_folds: int = 3, seed: int = 0) -> float | None:
-    """Macro-F1 of ``make_clf(n_train)`` over folds of whole spatial blocks.
+def blocked_cv_score(X, y, groups, make_clf, n_folds: int = 3, seed: int = 0, fold=None) -> float | None:
+    """Macro-F1 of ``make_clf(n_train)`` over folds of whole spatial blocks (or the given ``fold`` ids).
 
     Returns None when no fold has both classes to train on.
     """
-    rng = np.random.default_rng(seed)
-    fold = _folds(groups, y, n_folds, rng)
+    if fold is None:
+        fold = _folds(groups, y, n_folds, np.random.default_rng(seed))
+    n_folds = int(fold.max()) + 1
     pred = np.zeros_like(y)
     scored = np.zeros(y.size, bool)
     for k in range(n_folds):
@@ -63,7 +82,7 @@ def blocked_cv_score(X, y, groups, make_clf, n_folds: int = 3, seed: int = 0) ->
     return float(f1_score(y[scored], pred[scored], average="macro"))
 
 
-def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: float = 0.03,
+def choose_extractor(seg, images, labels, names=None, tolerance: float = 0.03,
                      max_samples: int = 20_000):
     """Pick the extractor for ``seg`` on the painted pixels of ``images``.
 
@@ -71,14 +90,18 @@ def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: floa
     -------
     extractor : FeatureExtractor
     report : dict
-        ``{"chosen", "reason", "scores": {name: macro-F1 or None}, "skipped": {name: why}}``.
+        ``{"chosen", "reason", "scores": {name: macro-F1 or None}, "skipped": {name: why},
+        "folds": "images" | "blocks"}``.
     """
     rng = np.random.default_rng(seg.random_state)
-    scores, skipped, feats_cache = {}, {}, {}
+    names = list(names) if names is not None else candidates()
+    scores, skipped, built = {}, {}, {}
     h = max(im.shape[0] for im in images)
     block = int(np.clip(h // 8, 16, 64))
+    painted = [i for i, lab in enumerate(labels) if np.any(lab)]
+    by_image = len(painted) >= 2
     subset = None
-    for name in candidates:
+    for name in names:
         try:
             ex = get_extractor(name)
             ok, why = all_available(ex)
@@ -91,25 +114,31 @@ def choose_extractor(seg, images, labels, candidates=CANDIDATES, tolerance: floa
             continue
         if subset is None:
             subset = np.sort(rng.permutation(y.size)[:max_samples])
-        feats_cache[name] = ex
-        groups = spatial_blocks(where[subset], block)
+        built[name] = ex
+        w = where[subset]
+        if by_image:
+            fold = np.searchsorted(np.unique(w[:, 0]), w[:, 0])
+            scores[name] = blocked_cv_score(X[subset], y[subset], None, seg._new_classifier, fold=fold)
+            continue
+        groups = spatial_blocks(w, block)
         if np.unique(groups).size < 3:
             skipped[name] = "too few painted regions for cross-validation"
             continue
-        scores[name] = blocked_cv_score(X[subset], y[subset], groups,
-                                        lambda n: seg._new_classifier(n, n_estimators=25), seed=seg.random_state)
+        scores[name] = blocked_cv_score(X[subset], y[subset], groups, seg._new_classifier, seed=seg.random_state)
+    folds = "images" if by_image else "blocks"
     valid = {n: s for n, s in scores.items() if s is not None}
     if not valid:
-        fallback = next(iter(feats_cache), "classical")
-        report = {"chosen": fallback, "scores": scores, "skipped": skipped, "block": block,
-                  "reason": "painted regions too few to cross-validate; using the default"}
-        return get_extractor(fallback), report
+        fallback = next(iter(built), names[0] if names else "classical")
+        report = {"chosen": fallback, "scores": scores, "skipped": skipped, "block": block, "folds": folds,
+                  "reason": "painted regions too few to cross-validate; using the cheapest candidate"}
+        return built.get(fallback) or get_extractor(fallback), report
     best = max(valid.values())
-    chosen = min((n for n, s in valid.items() if s >= best - tolerance), key=lambda n: COST.get(n, 9))
-    report = {"chosen": chosen, "scores": scores, "skipped": skipped, "block": block,
-              "reason": f"blocked {3}-fold CV macro-F1 {valid[chosen]:.3f} (best {best:.3f}); "
+    chosen = min((n for n, s in valid.items() if s >= best - tolerance), key=lambda n: traits(n)["relative_cost"])
+    how = f"leave-one-image-out ({len(painted)} images)" if by_image else "blocked 3-fold"
+    report = {"chosen": chosen, "scores": scores, "skipped": skipped, "block": block, "folds": folds,
+              "reason": f"{how} CV macro-F1 {valid[chosen]:.3f} (best {best:.3f}); "
                         f"cheapest within {tolerance} of the best"}
-    return feats_cache[chosen], report
+    return built[chosen], report
 
 
 def all_available(extractor) -> tuple[bool, str]:

@@ -59,9 +59,10 @@ def cmd_train(args) -> int:
         if lab.shape != im.shape[:2]:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
                               f"{im.shape[1]}x{im.shape[0]}")
-    seg = Segmenter(features=args.features, feature_params=params, n_estimators=args.trees,
-                    max_depth=args.depth, max_samples=args.max_samples,
-                    class_weight="balanced" if args.balanced else None, normalization={"method": args.normalization})
+    seg = Segmenter(features=args.features, feature_params=params, classifier=args.classifier,
+                    n_estimators=args.trees, max_depth=args.depth, max_samples=args.max_samples,
+                    class_weight="balanced" if args.balanced else None,
+                    normalization={"method": args.normalization} if args.normalization else None)
     seg.fit(images, labels)
     seg.save(args.out)
     info = {"model": str(args.out), "features": seg.extractor.name, "classes": [c["id"] for c in seg.classes],
@@ -91,11 +92,11 @@ def _feature_params(text: str | None) -> dict | None:
 def _check_forest_options(args) -> None:
     from .limits import MAX_TREE_DEPTH, MAX_TREES
 
-    if not 1 <= args.trees <= MAX_TREES:
+    if args.trees is not None and not 1 <= args.trees <= MAX_TREES:  # None: the default of segapp.defaults
         raise ConfigError(f"--trees must be 1..{MAX_TREES}, got {args.trees}")
-    if not 0 <= args.depth <= MAX_TREE_DEPTH:
+    if args.depth is not None and not 0 <= args.depth <= MAX_TREE_DEPTH:
         raise ConfigError(f"--depth must be 0 (unlimited) or up to {MAX_TREE_DEPTH}, got {args.depth}")
-    if not 0 < args.max_samples <= 1:
+    if args.max_samples is not None and not 0 < args.max_samples <= 1:
         raise ConfigError(f"--max-samples must be a fraction in (0, 1], got {args.max_samples}")
 
 
@@ -117,9 +118,11 @@ def cmd_predict(args) -> int:
             print(p)
         return 0
     first = io.read_image(args.images[0])  # a bad image is refused before the (slower) model load
+    from .features import FeatureCache
     from .segmenter import Segmenter
 
     seg = Segmenter.load(args.model)
+    seg.cache = FeatureCache(0)  # each image's tiles are used once: keep nothing (bounded memory)
     for i, path in enumerate(args.images):
         image, first = (first if i == 0 else io.read_image(path)), None
         proba = seg.predict_proba(image, progress=_progress(f"{Path(path).name} ({i + 1}/{len(args.images)})"))
@@ -173,7 +176,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"segapp: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+def classifier_kinds() -> list[str]:
+    from .classifiers import BUILDERS
+
+    return list(BUILDERS)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import defaults
+    from .io import NORMALIZE_METHODS
+
     p = _Parser(prog="python -m segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -181,13 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image", action="append", required=True, help="image file (repeat for several)")
     t.add_argument("--labels", action="append", required=True, help="label image: 0 unlabelled, 1..K classes")
     t.add_argument("--out", required=True, help="model file to write (.segapp)")
-    t.add_argument("--features", default="classical", help="extractor name, a+b combination, or auto")
+    cp = defaults.classifier_params()
+    t.add_argument("--features", default=None,
+                   help=f"extractor name, a+b combination, or auto (default {defaults.EXTRACTOR})")
     t.add_argument("--feature-params", help='JSON parameters, e.g. \'{"sigmas": [1, 2, 4]}\'')
-    t.add_argument("--trees", type=int, default=32)
-    t.add_argument("--depth", type=int, default=10, help="maximum tree depth (0 = unlimited)")
-    t.add_argument("--max-samples", type=float, default=0.05, help="fraction of painted pixels per tree")
+    t.add_argument("--classifier", default=None, choices=sorted(classifier_kinds()),
+                   help=f"pixel classifier (default {defaults.CLASSIFIER})")
+    t.add_argument("--trees", type=int, default=None, help=f"number of trees (default {cp.get('n_estimators')})")
+    t.add_argument("--depth", type=int, default=None,
+                   help=f"maximum tree depth, 0 = unlimited (default {cp.get('max_depth')})")
+    t.add_argument("--max-samples", type=float, default=None,
+                   help=f"fraction of painted pixels per tree (default {cp.get('max_samples')})")
     t.add_argument("--balanced", action="store_true", help="weight classes to equal total weight")
-    t.add_argument("--normalization", default="percentile", choices=["percentile", "minmax", "dtype", "none"])
+    t.add_argument("--normalization", default=None, choices=list(NORMALIZE_METHODS),
+                   help=f"per-image normalisation (default {defaults.NORMALIZATION['method']})")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="segment images with a model file")

@@ -32,7 +32,7 @@ from .limits import Limits, check_image_cost, default_limits, human_bytes
 from .tiffguard import BOUNDED, OverBudget, decode_budget, tiff_page_count, tifffile_bounded
 
 DEFAULT_MAX_PIXELS = 100_000_000
-NORMALIZE_METHODS = ("percentile", "minmax", "dtype", "none")
+NORMALIZE_METHODS = ("percentile", "standardize", "minmax", "dtype", "none")
 _STAT_SAMPLES = 1 << 20  # percentiles of larger channels come from an even subsample
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"),
           (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
@@ -406,7 +406,13 @@ def _channel_range(ch: np.ndarray, method: str, low: float, high: float) -> tupl
     flat = flat[np.isfinite(flat)]
     if not flat.size:
         return 0.0, 1.0
-    lo, hi = (np.percentile(flat, [low, high]) if method == "percentile" else (flat.min(), flat.max()))
+    if method == "percentile":
+        lo, hi = np.percentile(flat, [low, high])
+    elif method == "standardize":  # mean -/+ 2 standard deviations
+        mean, sd = float(flat.mean(dtype=np.float64)), float(flat.std(dtype=np.float64))
+        lo, hi = mean - 2 * sd, mean + 2 * sd
+    else:
+        lo, hi = flat.min(), flat.max()
     if not hi > lo:  # flat percentiles (e.g. sparse image): fall back to the full range
         lo, hi = flat.min(), flat.max()
     return float(lo), (float(hi) if hi > lo else float(lo) + 1.0)
@@ -420,9 +426,10 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     ----------
     image : ndarray
         ``(H, W)`` or ``(..., C)`` with channels last.
-    method : {"percentile", "minmax", "dtype", "none"}
+    method : {"percentile", "standardize", "minmax", "dtype", "none"}
         "percentile": per channel, the ``low``/``high`` percentiles map to 0/1 (robust to
-        brightness and contrast changes); "minmax": per-channel min/max; "dtype": divide by the
+        brightness and contrast changes); "standardize": per channel, mean - 2 sd and
+        mean + 2 sd map to 0/1 (z-scores, as napari-convpaint normalises); "minmax": per-channel min/max; "dtype": divide by the
         integer type's maximum (floats unchanged); "none": only cast to float32.
     clip : bool
         Clip the result to [0, 1].
@@ -451,7 +458,7 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     out = a.astype(np.float32)  # always a copy
     if method == "dtype" and a.dtype.kind in "iu":
         out /= np.float32(np.iinfo(a.dtype).max)
-    elif method in ("percentile", "minmax"):
+    elif method in ("percentile", "standardize", "minmax"):
         chans = out[..., None] if out.ndim == 2 else out
         for c in range(chans.shape[-1]):
             ch = chans[..., c]

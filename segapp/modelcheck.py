@@ -20,7 +20,7 @@ Examples
 >>> validate_manifest({"format": "segapp-model", "format_version": 9})
 Traceback (most recent call last):
 ...
-segapp.errors.ModelFileError: model file format 9 is newer than this segapp supports (2); upgrade segapp
+segapp.errors.ModelFileError: model file format 9 is newer than this segapp supports (3); upgrade segapp
 >>> m = {"format": "segapp-model", "format_version": 2, "extractor": {"name": "classical"},
 ...      "normalization": {"method": "none"}, "n_channels": 10**30}
 >>> validate_manifest(m)
@@ -45,8 +45,13 @@ from .errors import ModelFileError, SegappError
 from .io import NORMALIZE_METHODS
 
 FORMAT = "segapp-model"
-FORMAT_VERSION = 2
-CLASSIFIER_TYPES = ("RandomForestClassifier",)  # with its trusted skops types in modelfile.TRUSTED_TYPES
+FORMAT_VERSION = 3  # 3: manifest checksum + classifier.npz; 2: classifier.npz; 1: classifier.skops
+MEMBERS = ("classifier.npz", "classifier.skops")
+#: classifier kind (segapp.classifiers) -> the estimator class a model file may hold for it
+#: (with its skops types in modelfile.TRUSTED_TYPES)
+CLASSIFIER_TYPES = {"random-forest": "RandomForestClassifier", "extra-trees": "ExtraTreesClassifier"}
+_TREE_TYPES = {"RandomForestClassifier": "DecisionTreeClassifier", "ExtraTreesClassifier": "ExtraTreeClassifier"}
+_NPZ_ARRAYS = ("classes", "n_features", "offsets", "feature", "threshold", "left", "right", "value")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _MEMBER = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -247,19 +252,57 @@ def _normalization(n) -> dict:
     return {"method": method, "low": low, "high": high}
 
 
+def _forest_params(p, where: str) -> dict:
+    """The forest parameters segapp.classifiers reads, each within bounds (unknown keys refused)."""
+    known = {"n_estimators", "max_depth", "max_samples", "class_weight", "max_features", "min_samples_leaf"}
+    unknown = set(p) - known
+    if unknown:
+        raise _bad(f"{where}unknown parameter(s) {str(sorted(unknown))[:60]}")
+    out = {}
+    if "n_estimators" in p:
+        out["n_estimators"] = _int(p, "n_estimators", 1, L.MAX_TREES, where=where)
+    if "max_depth" in p:
+        out["max_depth"] = _int(p, "max_depth", 0, L.MAX_TREE_DEPTH, optional=True, where=where)
+    if "max_samples" in p:
+        out["max_samples"] = _num(p, "max_samples", 1e-9, 1, where=where)
+    if "min_samples_leaf" in p:
+        out["min_samples_leaf"] = _int(p, "min_samples_leaf", 1, 10**6, where=where)
+    if "class_weight" in p:
+        if p["class_weight"] not in (None, "balanced"):
+            raise _bad(f"{where}class_weight must be null or \"balanced\", got {_show(p['class_weight'])}")
+        out["class_weight"] = p["class_weight"]
+    if "max_features" in p:
+        v = p["max_features"]
+        if not (v in (None, "sqrt", "log2") or (not isinstance(v, bool) and isinstance(v, (int, float))
+                                                  and 0 < v <= L.MAX_FEATURES)):
+            raise _bad(f"{where}max_features must be \"sqrt\", \"log2\", null or a number, got {_show(v)}")
+        out["max_features"] = v
+    return out
+
+
 def _classifier_params(p) -> dict:
     if not isinstance(p, dict):
         raise _bad(f"classifier must be an object, got {_show(p)}")
-    kind = p.get("type", "RandomForestClassifier")
-    if kind not in CLASSIFIER_TYPES:
-        raise _bad(f"classifier type must be one of {', '.join(CLASSIFIER_TYPES)}, got {_show(kind)}")
+    kind = p.get("kind")
+    if kind is not None and kind not in CLASSIFIER_TYPES:
+        raise _bad(f"classifier kind must be one of {', '.join(CLASSIFIER_TYPES)}, got {_show(kind)}")
+    typ = p.get("type", CLASSIFIER_TYPES.get(kind, "RandomForestClassifier"))
+    if typ not in CLASSIFIER_TYPES.values() or (kind is not None and typ != CLASSIFIER_TYPES[kind]):
+        raise _bad(f"classifier type must be one of {', '.join(CLASSIFIER_TYPES.values())}"
+                   f"{' for kind ' + kind if kind else ''}, got {_show(typ)}")
     weight = p.get("class_weight")
     if weight not in (None, "balanced"):
         raise _bad(f"classifier class_weight must be null or \"balanced\", got {_show(weight)}")
-    return {"type": kind, "n_estimators": _int(p, "n_estimators", 1, L.MAX_TREES, default=32, where="classifier "),
-            "max_depth": _int(p, "max_depth", 1, L.MAX_TREE_DEPTH, optional=True, where="classifier "),
+    extra = p.get("params", {})
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise _bad(f"classifier params must be an object, got {_show(extra)}")
+    return {"type": typ, "kind": kind,
+            "n_estimators": _int(p, "n_estimators", 1, L.MAX_TREES, default=32, where="classifier "),
+            "max_depth": _int(p, "max_depth", 0, L.MAX_TREE_DEPTH, optional=True, where="classifier ") or None,
             "max_samples": _num(p, "max_samples", 1e-9, 1, default=0.05, where="classifier "),
-            "class_weight": weight,
+            "class_weight": weight, "params": _forest_params(extra, "classifier params "),
             "random_state": _int(p, "random_state", 0, 2**32 - 1, optional=True, where="classifier ")}
 
 
@@ -309,9 +352,9 @@ def validate_manifest(m, limits: L.Limits | None = None) -> dict:
         "auto_report": _report(m.get("auto_report"), "auto_report"), "training": dict(training),
     }
     sha = m.get("sha256")
-    if not isinstance(sha, dict) or not isinstance(sha.get("classifier.skops"), str):
+    if not isinstance(sha, dict) or not sha or not all(k in MEMBERS and isinstance(v, str) for k, v in sha.items()):
         raise _bad("the classifier checksum (sha256) is missing")
-    clean["sha256"] = {"classifier.skops": sha["classifier.skops"]}
+    clean["sha256"] = {k: v for k, v in sha.items()}
     return clean
 
 
@@ -363,11 +406,9 @@ def _tree_depth(left: np.ndarray, right: np.ndarray, stop: int) -> int:
 
 
 def check_forest(clf, n_features: int, class_ids: list[int], n_estimators: int | None = None) -> None:
-    """Refuse a forest that does not match its manifest, or holds a malformed tree."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
-
-    if type(clf) is not RandomForestClassifier:
+    """Refuse a scikit-learn forest (skops files) that does not match its manifest, or holds a malformed tree."""
+    tree_type = _TREE_TYPES.get(type(clf).__name__)
+    if tree_type is None or not type(clf).__module__.startswith("sklearn."):
         raise ModelFileError(f"unexpected classifier type {type(clf).__name__} in the model file")
     trees = getattr(clf, "estimators_", None)
     if not isinstance(trees, list) or not 1 <= len(trees) <= L.MAX_TREES:
@@ -381,7 +422,8 @@ def check_forest(clf, n_features: int, class_ids: list[int], n_estimators: int |
         raise ModelFileError("the model file is inconsistent: its classifier does not match its feature extractor")
     for i, est in enumerate(trees):
         where = f"tree {i + 1}"
-        if type(est) is not DecisionTreeClassifier or getattr(est, "n_outputs_", None) != 1 or \
+        if type(est).__name__ != tree_type or not type(est).__module__.startswith("sklearn.") or \
+                getattr(est, "n_outputs_", None) != 1 or \
                 getattr(est, "n_classes_", None) != k or getattr(est, "n_features_in_", None) != n_features:
             raise _bad(f"{where} does not match the forest")
         t = est.tree_
@@ -407,3 +449,86 @@ def check_forest(clf, n_features: int, class_ids: list[int], n_estimators: int |
             raise _bad(f"{where} is deeper than {L.MAX_TREE_DEPTH}")
     clf.n_jobs = -1  # prediction uses this machine's cores; never the file's choice
     clf.verbose = 0
+
+
+# -- the packed forest (classifier.npz) ------------------------------------------------------------
+def load_npz(blob: bytes, n_features: int, class_ids: list[int], limits: L.Limits | None = None) -> dict:
+    """The arrays of a packed forest, after checking what reading them would cost and their structure.
+
+    The ``.npz`` is a zip too: its members are size-checked, and each ``.npy`` header (shape
+    and dtype) must describe exactly the bytes its member holds - NumPy would otherwise
+    allocate whatever a header claims before reading.  Then :func:`check_packed`.
+    """
+    import numpy.lib.format as npformat
+
+    lim = limits or L.Limits()
+    names = [f"{a}.npy" for a in _NPZ_ARRAYS]
+    with check_zip(blob, "the classifier", max_members=2 * len(names), max_total=lim.max_model_bytes,
+                   sizes={n: lim.max_model_bytes for n in names}) as z:
+        missing = [n[:-4] for n in names if n not in z.namelist()]
+        if missing:
+            raise ModelFileError(f"the classifier in the model file lacks {missing[0]!r}")
+        arrays = {}
+        for name in names:
+            info = z.getinfo(name)
+            try:
+                with z.open(info) as f:
+                    version = npformat.read_magic(f)
+                    read_header = npformat.read_array_header_1_0 if version == (1, 0) else \
+                        npformat.read_array_header_2_0
+                    shape, fortran, dtype = read_header(f, max_header_size=10_000)
+                    header = f.tell()
+            except Exception as e:  # a header numpy cannot parse
+                raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
+            if dtype.hasobject or dtype.kind not in "biuf" or len(shape) > 3:
+                raise _bad(f"the classifier's array {name[:-4]!r} has type {str(dtype)[:20]}")
+            if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != info.file_size - header:
+                raise ModelFileError("the classifier in the model file is damaged (an array's header does not "
+                                     "match its data)")
+            data = read_member(z, name, "the classifier")
+            try:
+                arrays[name[:-4]] = np.load(_io.BytesIO(data), allow_pickle=False)
+            except Exception as e:
+                raise ModelFileError(f"the classifier in the model file cannot be read ({type(e).__name__})") from None
+    check_packed(arrays, n_features, class_ids)
+    return arrays
+
+
+def check_packed(a: dict, n_features: int, class_ids: list[int]) -> None:
+    """What :meth:`segapp.forest.Forest.from_arrays` does not check: tree count, one parent per
+    node (no shared subtrees) and depth <= MAX_TREE_DEPTH, so no tree makes prediction slow."""
+    offsets = np.asarray(a.get("offsets"))
+    left, right = np.asarray(a.get("left")), np.asarray(a.get("right"))
+    if offsets.ndim != 1 or not 2 <= offsets.size <= L.MAX_TREES + 1 or offsets.dtype.kind not in "iu":
+        raise _bad(f"the forest must hold 1..{L.MAX_TREES} trees")
+    if left.ndim != 1 or left.shape != right.shape or left.dtype.kind not in "iu" or right.dtype.kind not in "iu" \
+            or offsets[0] != 0 or offsets[-1] != left.size or (np.diff(offsets) <= 0).any() \
+            or (np.diff(offsets) > L.MAX_TREE_NODES).any():
+        raise ModelFileError("the classifier in the model file has inconsistent array shapes")
+    start = np.repeat(offsets[:-1], np.diff(offsets))
+    local = np.arange(left.size) - start
+    size = np.repeat(np.diff(offsets), np.diff(offsets))
+    inner = left >= 0
+    if ((left[inner] <= local[inner]) | (left[inner] >= size[inner]) | (right[inner] <= local[inner])
+            | (right[inner] >= size[inner])).any() or (right[~inner] >= 0).any():
+        raise _bad("the forest's trees are malformed (their nodes do not form trees)")
+    kids = np.concatenate([left[inner] + start[inner], right[inner] + start[inner]])
+    parents = np.bincount(kids, minlength=left.size)
+    roots = offsets[:-1]
+    is_root = np.zeros(left.size, bool)
+    is_root[roots] = True
+    if (parents[is_root] != 0).any() or (parents[~is_root] != 1).any():
+        raise _bad("the forest's trees are malformed (their nodes do not form trees)")
+    gl, gr = np.where(inner, left + start, -1), np.where(inner, right + start, -1)
+    frontier, level = roots.astype(np.int64), -1
+    while frontier.size and level <= L.MAX_TREE_DEPTH:
+        nxt = np.concatenate([gl[frontier], gr[frontier]])
+        frontier = nxt[nxt >= 0]
+        level += 1
+    if level > L.MAX_TREE_DEPTH:
+        raise _bad(f"a tree of the forest is deeper than {L.MAX_TREE_DEPTH}")
+    classes, nf = np.asarray(a.get("classes")), np.asarray(a.get("n_features"))
+    if classes.ndim != 1 or classes.dtype.kind not in "iu" or classes.tolist() != list(class_ids):
+        raise ModelFileError("the model file is inconsistent: class list does not match the classifier")
+    if nf.size != 1 or nf.dtype.kind not in "iu" or int(nf.reshape(())) != n_features:
+        raise ModelFileError("the model file is inconsistent: its classifier does not match its feature extractor")

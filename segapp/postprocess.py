@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.measure import label as _cc, regionprops_table
-from skimage.morphology import disk
+from skimage.morphology import disk, h_maxima
 from skimage.segmentation import relabel_sequential, watershed
 
 from .errors import ConfigError, ImageReadError
@@ -186,21 +186,82 @@ def clean_labels(labels, *, smooth: int = 0, min_size: int = 0, fill_holes=False
     return out.astype(dtype)
 
 
-def instances(mask, *, split_touching: bool = True, min_distance: int = 5, min_size: int = 0) -> np.ndarray:
+def object_scale(mask, comps=None, dist=None) -> float:
+    """Typical object radius in pixels: the area-weighted median, over connected components, of
+    their largest distance to the background (a clump of touching objects has about one object's
+    radius; specks of noise carry almost no area, so they do not drag the scale down).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:50, :50]
+    >>> round(object_scale(np.hypot(yy - 25, xx - 25) < 10))
+    10
+    """
+    mask = _as_2d(mask, "mask") != 0
+    if comps is None:
+        comps, _ = ndi.label(mask, structure=_EIGHT)
+    if dist is None:
+        dist = ndi.distance_transform_edt(mask)
+    n = int(comps.max())
+    if n == 0:
+        return 0.0
+    idx = np.arange(1, n + 1)
+    peak = np.asarray(ndi.maximum(dist, comps, index=idx), float)
+    area = np.bincount(comps.ravel(), minlength=n + 1)[1:].astype(float)
+    order = np.argsort(peak)                      # area-weighted median: specks weigh nothing
+    cum = np.cumsum(area[order])
+    return float(peak[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
+def _markers(dist, comps, min_distance, depth) -> np.ndarray:
+    """Seeds: distance-transform peaks rising ``depth`` above the saddle to a higher peak
+    (h-maxima), at least ``min_distance`` apart (higher peaks win); labelled 1..N."""
+    from scipy.spatial import cKDTree
+
+    peaks = h_maxima(dist, depth) if depth > 0 else dist == ndi.maximum_filter(dist, 3)
+    regions, n = ndi.label(peaks & (comps > 0), structure=_EIGHT)
+    markers = np.zeros(dist.shape, np.int32)
+    if n == 0:
+        return markers
+    centres = np.array(ndi.maximum_position(dist, regions, index=np.arange(1, n + 1)))
+    order = np.argsort(-dist[tuple(centres.T)], kind="stable")
+    centres = centres[order]
+    keep = np.ones(len(centres), bool)
+    tree = cKDTree(centres)
+    for i, j in sorted(tree.query_pairs(min_distance - 1e-9)):   # i < j: i is the higher peak
+        if keep[i] and comps[tuple(centres[i])] == comps[tuple(centres[j])]:
+            keep[j] = False
+    centres = centres[keep]
+    markers[tuple(centres.T)] = np.arange(1, len(centres) + 1)
+    return markers
+
+
+def instances(mask, *, split_touching=None, min_distance=None, min_size=None,
+              depth=None) -> np.ndarray:
     """Number the objects of a foreground mask, splitting touching ones.
 
     Parameters
     ----------
     mask : (H, W) array
         Foreground where non-zero (e.g. ``labels == 2``).
-    split_touching : bool
-        Split each connected component (8-connectivity) by a watershed on the
-        inverted distance transform, seeded at its peaks; False = components.
-    min_distance : int
-        Smallest distance in pixels between two seeds; raise it if objects
-        get cut in pieces.
-    min_size : int
-        Objects with fewer pixels (after splitting) are dropped.
+    split_touching : bool, optional
+        Split connected components (8-connectivity) by a watershed on the
+        inverted distance transform; False = connected components.  Default:
+        ``segapp.defaults.OBJECTS``.
+    min_distance : float, optional
+        Smallest distance in pixels between two seeds.  Default: half the
+        typical object radius (:func:`object_scale`), so it follows the objects.
+    min_size : int, optional
+        Objects with fewer pixels (after splitting) are dropped.  Default: a
+        fraction (``segapp.defaults.OBJECTS["min_area"]``) of the typical object's
+        area, pi * :func:`object_scale` ** 2 — noise specks, not small objects.
+    depth : float, optional
+        A distance-transform peak seeds its own object only if it rises this
+        many pixels above the saddle joining it to a higher peak (a neck at
+        least this much narrower than the object).  Default: a fraction of the
+        typical object radius (``segapp.defaults.OBJECTS["depth"]``), so that
+        uneven outlines of one object are not cut.
 
     Returns
     -------
@@ -214,14 +275,20 @@ def instances(mask, *, split_touching: bool = True, min_distance: int = 5, min_s
     >>> int(instances(two).max()), int(instances(two, split_touching=False).max())
     (2, 1)
     """
+    from . import defaults
+
+    opts = defaults.OBJECTS
+    split_touching = opts["split_touching"] if split_touching is None else split_touching
     mask = _as_2d(mask, "mask") != 0
     comps, n = ndi.label(mask, structure=_EIGHT)
     if split_touching and n:
         dist = ndi.distance_transform_edt(mask)
-        peaks = peak_local_max(dist, min_distance=max(int(min_distance), 1), labels=comps,
-                               exclude_border=False)
-        markers = np.zeros(mask.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        scale = object_scale(mask, comps, dist)
+        if min_distance is None:
+            min_distance = max(1.0, opts["min_distance"] * scale)
+        if depth is None:
+            depth = opts["depth"] * scale
+        markers = _markers(dist, comps, min_distance, depth)
         out = watershed(-dist, markers, mask=mask, connectivity=2)
         missed = mask & (out == 0)                        # components that got no seed
         if missed.any():
@@ -229,6 +296,9 @@ def instances(mask, *, split_touching: bool = True, min_distance: int = 5, min_s
             out[missed] = extra[missed] + out.max()
     else:
         out = comps
+    if min_size is None:                                  # a fraction of the typical object's area
+        scale = object_scale(mask, comps) if n else 0.0
+        min_size = opts["min_area"] * np.pi * scale ** 2
     if min_size > 1:
         area = np.bincount(out.ravel())
         out = np.where(area[out] < min_size, 0, out)

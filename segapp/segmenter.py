@@ -26,22 +26,17 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-
-from . import io
+from . import classifiers, defaults, io
 from .errors import AnnotationError, ConfigError
-from .features import FeatureCache, extract_tiled, get_extractor
+from .features import FeatureCache, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
 from .limits import MAX_CLASS_ID
+from .features.tiles import TILE, CombinedTiles, TiledFeatures, TileGrid
 
-DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
-DEFAULT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                  "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-AUTO_CANDIDATES = ("classical", "effnet-lite0", "classical+effnet-lite0")
+DEFAULT_NORMALIZATION = defaults.NORMALIZATION   # kept for importers; segapp.defaults is the source
+DEFAULT_COLORS = defaults.PALETTE
+_UNSET = object()
 MAX_TRAIN_SAMPLES = 200_000   # labelled pixels kept for training (stratified subsample)
-CACHE_MAX_PIXELS = 4_200_000  # larger images are predicted tile by tile, never cached whole
-PREDICT_TILE = 1024            # tile for feature extraction of cached images
-TILED_PREDICT_TILE = 512       # tile for large images: features + prediction per tile, bounded memory
 
 _shared_cache = FeatureCache()
 
@@ -94,28 +89,63 @@ class Segmenter:
     random_state : int
     """
 
-    def __init__(self, features="classical", feature_params=None, n_estimators: int = 32,
-                 max_depth: int | None = 10, max_samples: float = 0.05, class_weight: str | None = None,
-                 normalization=None, classes=None, cache: FeatureCache | None = None, random_state: int = 0):
+    def __init__(self, features=None, feature_params=None, classifier: str | None = None,
+                 classifier_params: dict | None = None, normalization=None, classes=None,
+                 cache: FeatureCache | None = None, random_state: int = 0, *, n_estimators: int | None = None,
+                 max_depth: int | None = None, max_samples: float | None = None, class_weight=_UNSET):
+        features = defaults.EXTRACTOR if features is None else features
+        if features == defaults.EXTRACTOR and feature_params is None:
+            feature_params = defaults.EXTRACTOR_PARAMS
         self.features_spec = features
         self.feature_params = dict(feature_params or {})
-        self.n_estimators = int(n_estimators)
-        self.max_depth = None if max_depth in (None, 0) else int(max_depth)
-        if not 0 < float(max_samples) <= 1:
-            raise ConfigError(f"max_samples must be a fraction in (0, 1], got {max_samples}")
-        if class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}")
-        self.max_samples = float(max_samples)
-        self.class_weight = class_weight
-        self.normalization = {**DEFAULT_NORMALIZATION, **(normalization or {})}
+        self.classifier = classifier or defaults.CLASSIFIER
+        if self.classifier not in classifiers.BUILDERS:
+            raise ConfigError(f"unknown classifier '{self.classifier}'; choose one of {', '.join(classifiers.BUILDERS)}")
+        params = {**defaults.classifier_params(self.classifier), **(classifier_params or {})}
+        for name, value in (("n_estimators", n_estimators), ("max_depth", max_depth), ("max_samples", max_samples)):
+            if value is not None:
+                params[name] = value
+        if class_weight is not _UNSET:
+            params["class_weight"] = class_weight
+        if "max_samples" in params and not 0 < float(params["max_samples"]) <= 1:
+            raise ConfigError(f"max_samples must be a fraction in (0, 1], got {params['max_samples']}")
+        if params.get("class_weight") not in (None, "balanced"):
+            raise ConfigError(f"class_weight must be None or 'balanced', got {params['class_weight']!r}")
+        if params.get("max_depth") == 0:
+            params["max_depth"] = None
+        self.classifier_params = params
+        self.normalization = {**defaults.NORMALIZATION, **(normalization or {})}
         self.class_meta = {int(c["id"]): dict(c) for c in (classes or [])}
         self.cache = _shared_cache if cache is None else cache
         self.random_state = random_state
-        self.classifier_: RandomForestClassifier | None = None
+        self.classifier_ = None  # the fitted scikit-learn estimator (None for a model loaded from a file)
+        self.predictor_ = None  # what predicts: a packed Forest, or the classifier itself
         self.auto_report: dict | None = None
         self.n_channels_: int | None = None
         self.training_info: dict = {}
+        self.tile = TILE  # feature tile side (does not change results: tiled == untiled)
         self.extractor = None if features == "auto" else get_extractor(features, **self.feature_params)
+
+    # legacy names of the classifier parameters (the forest's), read by the CLI, UI and model file
+    n_estimators = property(lambda self: self.classifier_params.get("n_estimators"))
+    max_depth = property(lambda self: self.classifier_params.get("max_depth"))
+    max_samples = property(lambda self: self.classifier_params.get("max_samples"))
+    class_weight = property(lambda self: self.classifier_params.get("class_weight"))
+
+    def get_config(self) -> dict:
+        """Everything that determines what :meth:`fit` learns, as plain JSON (see :meth:`from_config`)."""
+        feats = "auto" if self.features_spec == "auto" and self.auto_report is None else \
+            (self.extractor.config() if self.extractor is not None else self.features_spec)
+        return {"features": feats, "classifier": self.classifier,
+                "classifier_params": dict(self.classifier_params), "normalization": dict(self.normalization),
+                "random_state": self.random_state}
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> "Segmenter":
+        """A new, untrained Segmenter from :meth:`get_config` output (``kwargs``: classes, cache)."""
+        return cls(features=config["features"], classifier=config.get("classifier"),
+                   classifier_params=config.get("classifier_params"), normalization=config.get("normalization"),
+                   random_state=config.get("random_state", 0), **kwargs)
 
     # -- features ------------------------------------------------------------
     def normalize(self, image: np.ndarray) -> np.ndarray:
@@ -127,25 +157,40 @@ class Segmenter:
         n = self.normalization
         return f"{n['method']}:{n.get('low')}:{n.get('high')}"
 
-    def _cached(self, extractor: FeatureExtractor, image, digest, progress=None) -> np.ndarray:
-        if isinstance(extractor, CombinedExtractor):  # cache parts so combos reuse them
-            return np.concatenate([self._cached(p, image, digest, progress) for p in extractor.parts], -1)
-        key = extractor.key() + "|" + self._norm_key()
-        feats = self.cache.get(digest, key)
-        if feats is None:
-            feats = extract_tiled(extractor, self.normalize(image), tile_size=PREDICT_TILE, progress=progress)
-            if feats.shape[0] * feats.shape[1] <= CACHE_MAX_PIXELS:
-                self.cache.put(digest, key, feats)
-        return feats
+    def feature_tiles(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                      digest: str | None = None, tile: int | None = None):
+        """The tiled, cached features of ``image`` (:class:`~segapp.features.tiles.TiledFeatures`).
 
-    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
-                 progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Feature stack ``(H, W, F)`` of ``image``, from the cache when possible."""
+        Nothing is computed until a tile is asked for; the image is normalised at
+        most once, and only if some tile is not cached yet.
+        """
         extractor = extractor or self.extractor
         if extractor is None:
             raise ConfigError("features='auto' is resolved by fit(); train the segmenter first")
         image = as_hwc(image)
-        return self._cached(extractor, image, io.image_digest(image), progress)
+        digest = digest or io.image_digest(image)
+        memo: list = []
+
+        def normalised():
+            if not memo:
+                memo.append(self.normalize(image))
+            return memo[0]
+
+        def tiles(ex):
+            return TiledFeatures(ex, normalised, digest, self.cache, key=ex.key() + "|" + self._norm_key(),
+                                 shape=image.shape[:2], tile=tile or self.tile, n_channels=image.shape[2])
+
+        if isinstance(extractor, CombinedExtractor):  # parts cached on their own, so combos reuse them
+            grid = TileGrid(image.shape[:2], tile or self.tile, extractor.margin, extractor.align)
+            return CombinedTiles([tiles(p) for p in extractor.parts], grid)
+        return tiles(extractor)
+
+    def features(self, image: np.ndarray, extractor: FeatureExtractor | None = None,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Feature stack ``(H, W, F)`` float32 of ``image``, tiles from the cache when possible."""
+        tiles = self.feature_tiles(image, extractor)
+        tiles.compute(progress=progress)
+        return tiles.full()
 
     # -- training ------------------------------------------------------------
     def _training_set(self, images, labels, extractor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,8 +203,7 @@ class Segmenter:
             rr, cc = np.nonzero(lab)
             if rr.size == 0:
                 continue
-            feats = self.features(img, extractor)
-            xs.append(feats[rr, cc])
+            xs.append(self.feature_tiles(img, extractor).at(rr, cc))  # only the tiles under the paint
             ys.append(lab[rr, cc].astype(np.int64))
             where.append(np.stack([np.full(rr.size, i), rr, cc], 1))
         if not ys:
@@ -183,11 +227,10 @@ class Segmenter:
         keep = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes]
         return np.sort(np.concatenate(keep))
 
-    def _new_classifier(self, n_samples: int, n_estimators=None) -> RandomForestClassifier:
-        per_tree = min(n_samples, max(20, int(round(self.max_samples * n_samples))))
-        return RandomForestClassifier(
-            n_estimators=n_estimators or self.n_estimators, max_depth=self.max_depth, max_samples=per_tree,
-            class_weight=self.class_weight, n_jobs=-1, random_state=self.random_state)
+    def _new_classifier(self, n_samples: int, **overrides):
+        """An untrained classifier for ``n_samples`` painted pixels (``overrides``: parameters)."""
+        return classifiers.build(self.classifier, {**self.classifier_params, **overrides}, n_samples,
+                                 self.random_state)
 
     def fit(self, images, labels, progress: Callable[[float], None] | None = None) -> "Segmenter":
         """Train on one or many (image, labels) pairs.
@@ -220,6 +263,7 @@ class Segmenter:
         idx = self._subsample(y)
         clf = self._new_classifier(idx.size).fit(X[idx], y[idx])
         self.classifier_ = clf
+        self.predictor_ = make_predictor(clf)
         self.n_channels_ = channels.pop()
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
@@ -232,16 +276,16 @@ class Segmenter:
     @property
     def classes(self) -> list[dict]:
         """``[{"id", "name", "color"}]`` of the trained classes (or the declared ones)."""
-        ids = self.classes_ if self.classifier_ is not None else sorted(self.class_meta)
+        ids = self.classes_ if self.predictor_ is not None else sorted(self.class_meta)
         return [{**default_class(i), **self.class_meta.get(int(i), {}), "id": int(i)} for i in ids]
 
     @property
     def classes_(self) -> np.ndarray:
         self._check_fitted()
-        return self.classifier_.classes_
+        return self.predictor_.classes_
 
     def _check_fitted(self):
-        if self.classifier_ is None:
+        if self.predictor_ is None:
             raise AnnotationError("the model is not trained yet: paint two classes and train")
 
     def _check_channels(self, image):
@@ -250,41 +294,36 @@ class Segmenter:
                               f"this image has {image.shape[2]} channel(s)")
 
     def _proba_rows(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty((X.shape[0], len(self.classifier_.classes_)), np.float32)
+        out = np.empty((X.shape[0], len(self.classes_)), np.float32)
         step = 262_144
         for s in range(0, X.shape[0], step):
-            out[s:s + step] = self.classifier_.predict_proba(X[s:s + step])
+            out[s:s + step] = self.predictor_.predict_proba(X[s:s + step])
         return out
 
-    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
-        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``."""
+    def predict_proba(self, image: np.ndarray, progress: Callable[[float], None] | None = None,
+                      tiles=None) -> np.ndarray:
+        """Per-class probabilities ``(H, W, K)`` float32, K = ``len(self.classes)``.
+
+        Features and probabilities are computed tile by tile (memory stays
+        bounded for any image size); cached tiles are not recomputed.
+        """
         self._check_fitted()
         image = as_hwc(image)
         self._check_channels(image)
+        tiles = tiles or self.feature_tiles(image)
         h, w = image.shape[:2]
-        if h * w <= CACHE_MAX_PIXELS:
-            feats = self.features(image, progress=progress)
-            return self._proba_rows(feats.reshape(h * w, -1)).reshape(h, w, -1)
-        return self._predict_tiled(image, progress)
-
-    def _predict_tiled(self, image, progress=None) -> np.ndarray:
-        """Large images: features and probabilities tile by tile (bounded memory)."""
-        norm = self.normalize(image)
-        ex, t = self.extractor, TILED_PREDICT_TILE
-        m = int(np.ceil(ex.margin / ex.align) * ex.align)
-        h, w = image.shape[:2]
-        out = np.empty((h, w, len(self.classifier_.classes_)), np.float32)
-        starts = [(y, x) for y in range(0, h, t) for x in range(0, w, t)]
-        for n, (y0, x0) in enumerate(starts):
-            y1, x1 = min(y0 + t, h), min(x0 + t, w)
-            py0, px0, py1, px1 = max(0, y0 - m), max(0, x0 - m), min(h, y1 + m), min(w, x1 + m)
-            feats = ex.compute(np.ascontiguousarray(norm[py0:py1, px0:px1]))
-            core = feats[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
-            del feats
-            out[y0:y1, x0:x1] = self._proba_rows(core.reshape(-1, core.shape[-1])).reshape(y1 - y0, x1 - x0, -1)
+        out = np.empty((h, w, len(self.classes_)), np.float32)
+        boxes = [tiles.grid.box(i) for i in tiles.grid]
+        for n, (y0, y1, x0, x1) in enumerate(boxes):
+            out[y0:y1, x0:x1] = self.proba_of(tiles.region(y0, y1, x0, x1))
             if progress:
-                progress((n + 1) / len(starts))
+                progress((n + 1) / len(boxes))
         return out
+
+    def proba_of(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities ``(..., K)`` float32 of a feature array ``(..., F)``."""
+        flat = features.reshape(-1, features.shape[-1])
+        return self._proba_rows(flat).reshape(*features.shape[:-1], -1)
 
     def predict(self, image: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
         """Class ids ``(H, W)`` (uint8, or uint16 beyond 255 classes)."""
@@ -314,6 +353,17 @@ class Segmenter:
         from .modelfile import load_segmenter
 
         return load_segmenter(source, cls)
+
+
+def make_predictor(clf):
+    """The fast predictor of a fitted classifier: a packed :class:`~segapp.forest.Forest` for
+    scikit-learn tree forests (ONNX Runtime), else the classifier itself."""
+    from .forest import Forest
+
+    try:
+        return Forest.from_sklearn(clf)
+    except (AttributeError, ValueError):
+        return clf
 
 
 def uncertainty(proba: np.ndarray) -> np.ndarray:

@@ -171,3 +171,35 @@ def test_segments_coins():
     pred = rf.predict(feats.reshape(-1, feats.shape[-1])).reshape(coins.shape) == 2
     iou = (pred & ref).sum() / (pred | ref).sum()
     assert iou > 0.75, iou
+
+
+# -- the torch implementation (CUDA when present; tested here on CPU torch) ---------------------------
+@pytest.mark.parametrize("params", [
+    {},
+    {"features": ["gaussian", "gradient", "log", "dog", "structure", "hessian"], "include_raw": True},
+    {"sigmas": [0.3, 1.6, 20.0], "features": ["structure", "dog", "gaussian"]},
+])
+def test_torch_filter_bank_matches_numpy(params):
+    from segapp.features import classical_torch
+
+    ex = ClassicalFeatures(**params)
+    img = np.random.default_rng(3).random((97, 130, 3), dtype=np.float32)
+    img[30:60, 40:90] += 2.0  # edges, so derivatives are far from zero
+    want = ex.compute_numpy(img)
+    got = classical_torch.compute(ex, img, "cpu")
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-4, rtol=1e-4)
+
+
+def test_compute_routes_to_torch_when_a_gpu_is_present(monkeypatch):
+    from segapp.features import classical_torch
+
+    seen = []
+    real = classical_torch.compute
+    monkeypatch.setattr(classical_torch, "cuda_present", lambda: True)
+    monkeypatch.setattr(classical_torch, "DEVICE", "cpu")
+    monkeypatch.setattr(classical_torch, "compute", lambda ex, im, dev: seen.append(dev) or real(ex, im, dev))
+    ex = ClassicalFeatures(sigmas=[1.0, 4.0])
+    img = np.random.default_rng(0).random((40, 30, 1), dtype=np.float32)
+    np.testing.assert_allclose(ex.compute(img), ex.compute_numpy(img), atol=1e-4)
+    assert seen == ["cpu"]

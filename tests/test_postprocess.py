@@ -33,10 +33,11 @@ def test_touching_discs_split_by_watershed():
 def test_separate_and_touching_objects_and_min_size():
     mask = discs((60, 140), [(30, 28), (30, 58), (30, 110)], 16)
     mask[2:4, 2:4] = True                                      # 4-pixel speck
-    assert instances(mask).max() == 4
+    assert instances(mask, min_size=0).max() == 4
+    assert instances(mask).max() == 3                          # default: specks << a typical object go
     assert instances(mask, min_size=10).max() == 3
     assert instances(mask, split_touching=False, min_size=10).max() == 2
-    assert instances(mask, min_distance=40).max() == 3        # too far apart to count as two centres
+    assert instances(mask, min_distance=40, min_size=0).max() == 3   # too far apart to count as two centres
 
 
 def test_instances_empty_and_label_input():
@@ -222,3 +223,25 @@ def test_to_csv_round_trip():
     assert len(parsed) == 2 and parsed[0]["label"] == "1" and float(parsed[0]["area"]) == 25
     assert parsed[1]["unit"] == "µm"
     assert to_csv([]).startswith("label,area,perimeter")
+
+
+def test_default_splitting_follows_object_size_and_keeps_lumpy_objects_whole():
+    # one lumpy object (a disc with a bump) must stay one; two touching discs must split;
+    # the same scene at twice the size gives the same counts (seeds scale with the objects)
+    for f in (1, 2):
+        yy, xx = np.mgrid[:80 * f, :200 * f]
+        lumpy = (np.hypot(yy - 40 * f, xx - 40 * f) < 20 * f) | (np.hypot(yy - 40 * f, xx - 58 * f) < 9 * f)
+        pair = discs((80 * f, 200 * f), [(40 * f, 120 * f), (40 * f, 150 * f)], 16 * f)
+        mask = lumpy | pair
+        assert instances(mask).max() == 3
+        assert instances(mask, split_touching=False).max() == 2
+        assert instances(mask, min_distance=5, depth=0).max() >= 3   # no depth test: never fewer cuts
+        assert instances(mask, min_distance=60 * f).max() == 2      # seeds too far apart to split the pair
+
+
+def test_object_scale_is_the_typical_radius():
+    from segapp.postprocess import object_scale
+
+    mask = discs((100, 200), [(50, 30), (50, 100), (50, 170)], 12)
+    assert abs(object_scale(mask) - 12) <= 1
+    assert object_scale(np.zeros((5, 5), bool)) == 0.0

@@ -61,7 +61,8 @@ def upload(dash_duo, selector, path):
 
 def canvas_ready(dash_duo):
     return until(lambda: dash_duo.driver.execute_script(
-        f"var g={GD}; return g && g.data && g.data.length == 2 && g._fullLayout && !!g._fullLayout.xaxis._length"),
+        f"var g={GD}; return g && g.data && g.data.length == 1 && g.layout.images && g._fullLayout && "
+        "!!g._fullLayout.xaxis._length"),
         what="the canvas with the image")
 
 
@@ -78,7 +79,10 @@ def stroke(dash_duo, points):
 
 
 def overlay_source(dash_duo):
-    return dash_duo.driver.execute_script(f"var g={GD}; return g.data[1].visible === true ? g.data[1].source : null")
+    """The overlay tiles shown (their sources joined), or None while none is shown."""
+    return dash_duo.driver.execute_script(
+        f"var ims=({GD}.layout.images||[]).filter(function(i){{return i.visible;}});"
+        "return ims.length ? ims.map(function(i){return i.source;}).join('|') : null")
 
 
 def test_page_loads_without_errors_and_bad_uploads_show_their_message(dash_duo, tmp_path):

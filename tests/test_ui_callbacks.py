@@ -132,7 +132,12 @@ def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True
 
 @pytest.fixture
 def trained(services, sid, cur):
-    """Two classes painted and the (slow-path) first training done: model v1 with a result."""
+    """Two classes painted and the (slow-path) first training done: model v1 with a result.
+
+    Pinned to the classical filter bank: these tests check the web app's behaviour on a tiny
+    synthetic disk, not the default extractor (the benchmarks measure that).
+    """
+    _sess(services, sid).set_settings({**_sess(services, sid).settings(), "extractor": "classical"})
     annot = paint(services, sid, cur, _bg_stroke(), _fg_stroke())["annot_version"]
     request = retrain(services, sid, cur, annot=annot)["extract_request"]
     calls, set_progress = _progress()
@@ -256,7 +261,8 @@ def test_add_sample_and_refuse_unknown_ones(services, sid):
 def test_build_canvas_full_figure_then_empty_state(services, sid, cur):
     out = canvas.build_canvas(cur, sid, None, 1, 5, "segmentation", None, 0.5, True, None, services=services)
     fig = out["figure"].to_plotly_json() if hasattr(out["figure"], "to_plotly_json") else out["figure"]
-    assert [t["type"] for t in fig["data"]] == ["image", "image"] and fig["layout"]["dragmode"] == "drawopenpath"
+    assert [t["type"] for t in fig["data"]] == ["image"] and fig["layout"]["dragmode"] == "drawopenpath"
+    assert len(fig["layout"]["images"]) == 1 and fig["layout"]["images"][0]["visible"] is False  # no model yet
     assert out["hint_style"] == {"display": "none"} and out["train_request"] is no_update
     assert "disk.png" in _text(out["info"])
     empty = canvas.build_canvas(None, sid, None, 1, 5, "segmentation", None, 0.5, True, None, services=services)
@@ -338,7 +344,9 @@ def test_retrain_hands_over_to_the_background_job_then_takes_the_quick_path(serv
     quick = retrain(services, sid, cur, annot=annot)  # features cached now: fit and predict right here
     assert quick["extract_request"] is no_update and quick["model_version"]["rendered"] is True
     assert quick["model_version"]["v"] == 1 and quick["overlay"]["key"] == k
-    assert png_size(quick["overlay"]["uri"]) == (W, H) and not is_stale(sess)
+    [tile] = quick["overlay"]["tiles"]  # a small image: one tile, at full resolution, nothing left to do
+    assert png_size(tile["uri"]) == (W, H) and (tile["v"], tile["s"]) == (1, 1) and not is_stale(sess)
+    assert quick["tile_queue"] is None
     labels = sess.result(k)
     assert labels[H // 2, W // 2] == 2 and labels[3, 3] == 1
 
@@ -398,7 +406,8 @@ def test_status_line_before_and_after_a_model(services, sid, cur):
     training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0)}, sid, services=services,
                                notify=Notices())
     after = training.status({"v": 1}, sid, 1, services=services)
-    assert after["status"] == "1 image · model v1 · classical" and "trained here" in after["model_info"]
+    from segapp import defaults
+    assert after["status"] == f"1 image · model v1 · {defaults.EXTRACTOR}" and "trained here" in after["model_info"]
 
 
 # -- overlays ----------------------------------------------------------------------------------------
@@ -408,14 +417,18 @@ def test_show_overlay_for_each_mode(services, sid, trained):
     def show(mode, trigger=ids.OVERLAY_MODE, mv=None):
         return canvas.show_overlay(mv, mode, 2, CLASSES, sid, trained, services=services, trigger=trigger)
 
+    def uri(out):
+        [tile] = out["overlay"]["tiles"]
+        return tile["uri"]
+
     seg = show("segmentation")
     assert seg["overlay"]["key"] == k and seg["proba_style"] == {"display": "none"}
-    ov = np.asarray(Image.open(_io.BytesIO(uri_bytes(seg["overlay"]["uri"]))))
+    ov = np.asarray(Image.open(_io.BytesIO(uri_bytes(uri(seg)))))
     assert (ov == _sess(services, sid).result(k)).all()  # palette PNG: pixel value = class id
-    assert show("probability")["proba_style"] == {} and png_size(show("probability")["overlay"]["uri"]) == (W, H)
-    assert png_size(show("uncertainty")["overlay"]["uri"]) == (W, H)
-    assert show("none")["overlay"] == {"key": k, "uri": None}
-    assert show("objects")["overlay"]["uri"] is None  # nothing measured yet
+    assert show("probability")["proba_style"] == {} and png_size(uri(show("probability"))) == (W, H)
+    assert png_size(uri(show("uncertainty"))) == (W, H)
+    assert show("none")["overlay"]["clear"] is True
+    assert show("objects")["overlay"]["tiles"] == []  # nothing measured yet
     assert show("segmentation", ids.MODEL_VERSION, {"v": 1, "rendered": True})["overlay"] is no_update
     assert show("segmentation", ids.MODEL_VERSION, {"v": 1})["overlay"]["key"] == k
 
@@ -514,7 +527,7 @@ def test_measure_objects_and_download_the_table(services, sid, trained):
     assert [c["id"] for c in out["columns"]][:2] == ["label", "area"] and "µm²" in _text(out["summary"])
     overlay = canvas.show_overlay(None, "objects", 2, CLASSES, sid, trained, services=services,
                                   trigger=ids.OVERLAY_MODE)["overlay"]
-    assert png_size(overlay["uri"]) == (W, H)
+    assert png_size(overlay["tiles"][0]["uri"]) == (W, H)
     csv = objects.objects_csv(1, sid, trained, services=services)["download"]
     assert csv["filename"] == "disk_objects.csv" and csv["content"].splitlines()[0].startswith("label,area")
 
@@ -629,7 +642,7 @@ def test_every_plain_callback_function_is_wired_once(app):
              if callable(fn) and hasattr(fn, "dash_spec") and fn.__module__ == m.__name__}
     wired = [f"{cb['callback'].__module__}.{cb['callback'].__name__}" for cb in app.callback_map.values()
              if "callback" in cb]
-    assert len(plain) == 31 and sorted(wired) == sorted(plain)
+    assert len(plain) == 33 and sorted(wired) == sorted(plain)
     assert callbacks.register_all.__module__ == "segapp.ui.callbacks"
 
 

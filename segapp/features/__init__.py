@@ -11,6 +11,7 @@ True
 from .base import (  # noqa: F401
     CombinedExtractor,
     FeatureExtractor,
+    TRAITS,
     extract_tiled,
     get_extractor,
     register,
@@ -22,9 +23,13 @@ from .cache import FeatureCache  # noqa: F401
 
 
 def list_extractors() -> list[dict]:
-    """Registered extractors with availability: ``[{name, description, available, message}]``."""
+    """Registered extractors, their availability and traits (what the UI lists).
+
+    ``[{name, description, available, message, gpu_worthy, relative_cost, auto_candidate, weight_files}]``.
+    """
     out = []
     for name, cls in sorted(registered().items()):
         ok, msg = cls.availability()
-        out.append({"name": name, "description": cls.description, "available": ok, "message": msg})
+        out.append({"name": name, "description": cls.description, "available": ok, "message": msg,
+                    **{t: getattr(cls, t) for t in TRAITS}})
     return out

@@ -45,6 +45,15 @@ class FeatureExtractor:
     name: str = ""
     description: str = ""
     default_params: dict = {}
+    #: What the rest of segapp needs to know, read from the class (never from name lists):
+    #: benefits from a GPU (job routing sends it to a GPU worker when one runs).
+    gpu_worthy: bool = False
+    #: Rough CPU time per megapixel relative to ``classical`` (= 1); ``auto`` prefers cheaper.
+    relative_cost: float = 1.0
+    #: Tried by ``features="auto"`` (needs bundled or no weights: auto must work offline).
+    auto_candidate: bool = False
+    #: File names of pretrained weights the extractor needs (none for filters / bundled weights).
+    weight_files: tuple = ()
 
     def __init__(self, **params):
         unknown = set(params) - set(self.default_params)
@@ -63,6 +72,11 @@ class FeatureExtractor:
     @property
     def align(self) -> int:
         return 1
+
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the input window one output pixel depends on (``2 * margin + 1``)."""
+        return 2 * self.margin + 1
 
     def n_features(self, n_channels: int) -> int:
         """Number of output features for an image with ``n_channels`` channels."""
@@ -105,6 +119,9 @@ class CombinedExtractor(FeatureExtractor):
         self.name = "+".join(p.name for p in self.parts)
         self.description = " + ".join(p.description or p.name for p in self.parts)
         self.params = {}
+        t = combined_traits([type(p) for p in self.parts])
+        self.gpu_worthy, self.relative_cost = t["gpu_worthy"], t["relative_cost"]
+        self.auto_candidate, self.weight_files = t["auto_candidate"], t["weight_files"]
 
     @property
     def margin(self) -> int:
@@ -125,6 +142,39 @@ class CombinedExtractor(FeatureExtractor):
 
     def config(self) -> dict:
         return {"name": self.name, "parts": [p.config() for p in self.parts]}
+
+
+TRAITS = ("gpu_worthy", "relative_cost", "auto_candidate", "weight_files")
+
+
+def combined_traits(classes) -> dict:
+    """Traits of a combination: GPU-worthy if any part is, costs add up, weights are the union."""
+    return {"gpu_worthy": any(c.gpu_worthy for c in classes),
+            "relative_cost": float(sum(c.relative_cost for c in classes)),
+            "auto_candidate": all(c.auto_candidate for c in classes),
+            "weight_files": tuple(dict.fromkeys(f for c in classes for f in c.weight_files))}
+
+
+def traits(spec) -> dict:
+    """What an extractor declares (see :class:`FeatureExtractor`), from its name, config or instance.
+
+    Reads the registered classes only: nothing is built, no weights are loaded.
+    An ``"a+b"`` combination combines its parts' traits (:func:`combined_traits`).
+
+    Examples
+    --------
+    >>> traits("classical")["gpu_worthy"], traits("classical+effnet-lite0")["gpu_worthy"]
+    (False, True)
+    """
+    if isinstance(spec, FeatureExtractor):
+        return {t: getattr(spec, t) for t in TRAITS}
+    if isinstance(spec, dict):
+        spec = spec["name"]
+    names = [s.strip() for s in str(spec).split("+") if s.strip()]
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown or not names:
+        raise ConfigError(f"unknown feature extractor '{spec}'; available: {', '.join(sorted(_REGISTRY))}")
+    return combined_traits([_REGISTRY[n] for n in names])
 
 
 def register(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:
@@ -149,13 +199,17 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         ``"classical"``, ``"classical+effnet-lite0"``, or the dict returned by
         :meth:`FeatureExtractor.config`.
     **params
-        Parameters for a single named extractor (ignored for combinations).
+        Parameters for a single named extractor; for a combination, one dict per
+        part keyed by the part's name (``classical={"sigmas": [1, 2]}``), or flat
+        keys that only one part has (``sigmas=[1, 2]``); ambiguous ones raise.
 
     Examples
     --------
     >>> ex = get_extractor("classical", sigmas=[1.0, 2.0])
     >>> get_extractor(ex.config()).params["sigmas"]
     [1.0, 2.0]
+    >>> get_extractor("classical+effnet-lite0", classical={"sigmas": [2.0]}).parts[0].params["sigmas"]
+    [2.0]
     """
     if isinstance(spec, FeatureExtractor):
         return spec
@@ -167,18 +221,22 @@ def get_extractor(spec, **params) -> FeatureExtractor:
         raise ConfigError(f"feature extractor must be a name, got {type(spec).__name__}")
     names = [s.strip() for s in spec.split("+") if s.strip()]
     if len(names) > 1:
-        return CombinedExtractor([get_extractor(n) for n in names])
+        per_part = {n: dict(params.get(n) or {}) for n in names}
+        for k, v in params.items():            # a flat key goes to the one part that has it
+            if k in names:
+                continue
+            owners = [n for n in names if n in _REGISTRY and k in _REGISTRY[n].default_params]
+            if len(owners) != 1:
+                raise ConfigError(f"parameter '{k}' of the combination '{spec}' is ambiguous or unknown; "
+                                  f"give parameters per part, e.g. {{'{names[0]}': {{...}}}}")
+            per_part[owners[0]][k] = v
+        return CombinedExtractor([get_extractor(n, **per_part[n]) for n in names])
     name = names[0] if names else ""
     if name not in _REGISTRY:
         raise ConfigError(
             f"unknown feature extractor '{spec}'; available: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name](**params)
-
-
-def _tile_starts(length: int, tile: int, align: int) -> list[int]:
-    tile = max(align, (tile // align) * align)
-    return list(range(0, length, tile)) if length > 0 else [0]
 
 
 def extract_tiled(
@@ -210,6 +268,9 @@ def extract_tiled(
     >>> np.allclose(extract_tiled(ex, img, 16), extract_tiled(ex, img, None), atol=1e-5)
     True
     """
+    from .cache import FeatureCache
+    from .tiles import TiledFeatures
+
     if image.ndim == 2:
         image = image[..., None]
     h, w = image.shape[:2]
@@ -218,23 +279,11 @@ def extract_tiled(
         if progress:
             progress(1.0)
         return out
-    m, a = extractor.margin, extractor.align
-    m = int(math.ceil(m / a) * a)  # keep tile origins on the alignment grid
-    ys, xs = _tile_starts(h, tile_size, a), _tile_starts(w, tile_size, a)
-    step_y = ys[1] - ys[0] if len(ys) > 1 else h
-    step_x = xs[1] - xs[0] if len(xs) > 1 else w
-    out = None
-    n_done, n_total = 0, len(ys) * len(xs)
-    for y0 in ys:
-        for x0 in xs:
-            y1, x1 = min(y0 + step_y, h), min(x0 + step_x, w)
-            py0, px0 = max(0, y0 - m), max(0, x0 - m)
-            py1, px1 = min(h, y1 + m), min(w, x1 + m)
-            feats = extractor.compute(np.ascontiguousarray(image[py0:py1, px0:px1], dtype=np.float32))
-            if out is None:
-                out = np.empty((h, w, feats.shape[-1]), np.float32)
-            out[y0:y1, x0:x1] = feats[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
-            n_done += 1
-            if progress:
-                progress(n_done / n_total)
+    tiles = TiledFeatures(extractor, np.asarray(image, dtype=np.float32), "", FeatureCache(0), tile=tile_size)
+    out = np.empty(tiles.shape, np.float32)
+    for n, index in enumerate(tiles.grid):
+        y0, y1, x0, x1 = tiles.grid.box(index)
+        out[y0:y1, x0:x1] = tiles.tile(index)
+        if progress:
+            progress((n + 1) / len(tiles.grid))
     return out

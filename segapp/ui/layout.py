@@ -11,14 +11,16 @@ from dash import dash_table, dcc, html
 
 from . import ids
 from .figures import GRAPH_CONFIG, empty_figure
-from .pipeline import SIGMA_LADDER
+from .pipeline import SIGMA_LADDER, sigma_indices
+from .session import DEFAULT_SETTINGS
 
 SAMPLES = {
     "cell": "Cell (phase contrast)", "coins": "Coins", "retina": "Retina (fundus, colour)",
     "immunohistochemistry": "Immunohistochemistry (colour)", "camera": "Camera", "astronaut": "Astronaut (colour)",
     "hubble_deep_field": "Hubble deep field (colour)", "moon": "Moon surface",
 }
-NORMALIZATIONS = {"percentile": "Percentile 1–99.8 %", "minmax": "Min–max", "dtype": "By data type", "none": "None"}
+NORMALIZATIONS = {"standardize": "Mean ± 2 SD", "percentile": "Percentile 1–99.8 %", "minmax": "Min–max",
+                  "dtype": "By data type", "none": "None"}
 OVERLAYS = [{"label": "Segmentation", "value": "segmentation"}, {"label": "Probability", "value": "probability"},
             {"label": "Uncertainty", "value": "uncertainty"}, {"label": "Objects", "value": "objects"},
             {"label": "Off", "value": "none"}]
@@ -166,20 +168,23 @@ def _settings_section(extractor_options: list[dict]):
     return _section(
         "Features & classifier",
         _label("Feature extractor"),
-        dcc.Dropdown(id=ids.EXTRACTOR, clearable=False, value="classical", options=extractor_options, searchable=False),
+        dcc.Dropdown(id=ids.EXTRACTOR, clearable=False, value=DEFAULT_SETTINGS["extractor"], options=extractor_options,
+                     searchable=False),
         html.Div(id=ids.EXTRACTOR_HELP, className="small text-muted mt-1"),
         html.Div([_label("Scales σ (classical)", className="sb-label mt-2"),
                   dcc.RangeSlider(id=ids.SIGMAS, min=0, max=len(SIGMA_LADDER) - 1, step=1,
-                                  value=[0, SIGMA_LADDER.index(10.0)], allowCross=False,
+                                  value=sigma_indices(DEFAULT_SETTINGS["sigmas"]), allowCross=False,
                                   marks={i: f"{s:g}" for i, s in enumerate(SIGMA_LADDER) if i % 2 == 0 or s == 16})],
                  id=ids.SIGMA_ROW),
-        dbc.Row([dbc.Col([_label("Trees"), dbc.Input(id=ids.TREES, type="number", min=5, max=500, step=5, value=50,
+        dbc.Row([dbc.Col([_label("Trees"), dbc.Input(id=ids.TREES, type="number", min=5, max=500, step=1,
+                                                      value=DEFAULT_SETTINGS["trees"],
                                                       size="sm", debounce=True)]),
                  dbc.Col([_label("Max depth"), dbc.Input(id=ids.DEPTH, type="number", min=0, max=64, step=1,
-                                                         value=12, size="sm", debounce=True, placeholder="0 = none")])],
+                                                         value=DEFAULT_SETTINGS["depth"], size="sm", debounce=True,
+                                                         placeholder="0 = none")])],
                 class_name="mt-2 g-2"),
         _label("Normalisation", className="sb-label mt-2"),
-        dbc.Select(id=ids.NORMALIZATION, size="sm", value="percentile",
+        dbc.Select(id=ids.NORMALIZATION, size="sm", value=DEFAULT_SETTINGS["normalization"],
                    options=[{"label": v, "value": k} for k, v in NORMALIZATIONS.items()])
     )
 
@@ -276,6 +281,8 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
         dcc.Store(id=ids.ANNOT_VERSION, data=None), dcc.Store(id=ids.TRAIN_REQUEST, data=None),
         dcc.Store(id=ids.EXTRACT_REQUEST, data=None), dcc.Store(id=ids.MODEL_VERSION, data=None),
         dcc.Store(id=ids.SCALE, data=1.0), dcc.Store(id=ids.OVERLAY, data=None),
+        dcc.Store(id=ids.VIEW, data=None), dcc.Store(id=ids.TILE_QUEUE, data=None),
+        dcc.Interval(id=ids.TILE_TIMER, interval=700, disabled=True), dcc.Store(id=ids.TILE_SEEN, data=None),
         dcc.Download(id=ids.DOWNLOAD),
     ]
     header = html.Header([
@@ -296,7 +303,8 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
                             html.P("Drop files on the left, or pick a sample. Then paint a few strokes per class — "
                                    "keys 1–9 switch class, 0 erases, scroll zooms, Ctrl+Z undoes.")],
                            id=ids.EMPTY_HINT, className="empty-hint"),
-                  dcc.Graph(id=ids.GRAPH, figure=empty_figure(), config=GRAPH_CONFIG, className="canvas-graph")],
+                  dcc.Graph(id=ids.GRAPH, figure=empty_figure(), config=GRAPH_CONFIG, className="canvas-graph"),
+                  html.Div(id=ids.TILE_STATUS, className="tile-status", style={"display": "none"})],
                  className="canvas-wrap"),
     ], className="canvas-card")
     main = html.Main([canvas, html.Div(_results_panel(), className="results-card")], className="main")

@@ -36,11 +36,11 @@ class FeaturesMissing(Exception):
 
 
 class StrictCache:
-    """View of a cache that raises :class:`FeaturesMissing` instead of returning None.
+    """View of a tile cache that raises :class:`FeaturesMissing` instead of returning None.
 
     Examples
     --------
-    >>> StrictCache(FeatureCache()).get("other", "ex")
+    >>> StrictCache(FeatureCache()).get("other", "ex", (0, 0))
     Traceback (most recent call last):
     ...
     segapp.ui.pipeline.FeaturesMissing: other
@@ -49,14 +49,19 @@ class StrictCache:
     def __init__(self, cache):
         self.cache = cache
 
-    def get(self, digest, key):
-        feats = self.cache.get(digest, key)
+    def get(self, digest, key, index):
+        feats = self.cache.get(digest, key, index)
         if feats is None:
             raise FeaturesMissing(digest)
         return feats
 
-    def put(self, digest, key, features):
-        self.cache.put(digest, key, features)
+    def put(self, digest, key, index, tile):
+        self.cache.put(digest, key, index, tile)
+
+    def remember(self, digest, key, index, tile):
+        remember = getattr(self.cache, "remember", None)
+        if remember:
+            remember(digest, key, index, tile)
 
 
 class ModelCache:
@@ -95,9 +100,11 @@ def sigma_indices(sigmas) -> list[int]:
 def segmenter_kwargs(settings: dict, classes: list[dict], extractor: dict | None = None) -> dict:
     """Segmenter keyword arguments from the settings panel (``extractor``: a saved extractor config)."""
     name = extractor or settings["extractor"]
-    params = {"sigmas": sigmas_in(*settings["sigmas"])} if name == "classical" else None
+    scales = {"sigmas": sigmas_in(*settings["sigmas"])}
+    parts = str(name).split("+") if isinstance(name, str) else []
+    params = scales if parts == ["classical"] else {"classical": scales} if "classical" in parts else None
     return dict(features=name, feature_params=params, n_estimators=int(settings["trees"]),
-                max_depth=int(settings["depth"]) or None, normalization={"method": settings["normalization"]},
+                max_depth=int(settings["depth"]), normalization={"method": settings["normalization"]},
                 classes=[c for c in classes if c["id"] > 0])
 
 
@@ -187,10 +194,12 @@ def train(sess: Session, cache, models: ModelCache, current_key: str | None, *, 
             info.get("settings") == _settings_stamp(settings, classes):
         extractor = info["auto"]["config"]  # exactly the extractor auto chose (cached features match)
     seg = Segmenter(**segmenter_kwargs(settings, classes, extractor), cache=cache)
-    if progress and seg.extractor is not None:  # per-image progress of the (slow) first extraction
-        for i, img in enumerate(images):
-            seg.features(img, progress=lambda f, i=i: progress((i + f) / (len(images) + 1),
-                                                                  f"features {i + 1}/{len(images)}"))
+    if progress and seg.extractor is not None:  # progress of the (slow) first extraction, per image:
+        for i, (img, lab) in enumerate(zip(images, labels)):  # only the tiles under the paint (fit needs no
+            tiles = seg.feature_tiles(img)                      # more); the rest is extracted viewport-first
+            painted = np.unique(tiles.grid.of_pixels(*np.nonzero(lab))).tolist()
+            tiles.compute([divmod(t, tiles.grid.shape[1]) for t in painted], progress=lambda f, i=i: progress(
+                0.8 * (i + f) / len(images), f"features {i + 1}/{len(images)}"))
     seg.fit(images, labels)
     auto = info.get("auto") if extractor else (seg.auto_report and {
         "chosen": seg.auto_report["chosen"], "reason": seg.auto_report["reason"], "config": seg.extractor.config()})
@@ -206,7 +215,7 @@ def train(sess: Session, cache, models: ModelCache, current_key: str | None, *, 
 
 
 def predict(sess: Session, seg: Segmenter, k: str, version: int, progress=None) -> np.ndarray:
-    """Predict one plane with ``seg`` and store labels + probabilities; returns the labels."""
+    """Predict one whole plane with ``seg`` and store labels + probabilities; returns the labels."""
     iid, z = split_key(k)
     image = sess.plane(iid, z)
     proba = seg.predict_proba(image, progress=progress)
@@ -216,14 +225,23 @@ def predict(sess: Session, seg: Segmenter, k: str, version: int, progress=None) 
 
 
 def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *, retrain: bool,
-            force: bool = False, progress=None, save_in_thread: bool = False) -> dict:
-    """Bring the model (if ``retrain`` and stale, or ``force``) and the current plane's result up to date.
+            force: bool = False, progress=None, save_in_thread: bool = False, view: dict | None = None) -> dict:
+    """Bring the model (if ``retrain`` and stale, or ``force``) up to date and predict what is in view.
 
-    Returns ``{"trained": bool, "predicted": bool, "version": int | None}``.
+    The tiles of the current plane inside ``view`` (the browser's visible
+    region; None = the whole image) are predicted now, at the resolution shown
+    (:mod:`segapp.ui.overlay_tiles`); what is left is returned as ``todo`` for
+    the browser to ask for next.  An image that fits the display is done in
+    one go, its full result stored as before.
+
+    Returns ``{"trained", "predicted", "version", "done", "todo"}``.
     Raises AnnotationError when training is needed but the paint is insufficient,
     FeaturesMissing when ``cache`` is strict and features must be extracted first.
     """
+    from . import overlay_tiles as OT
+
     trained = predicted = False
+    done, todo = [], []
     if force or (retrain and is_stale(sess)):
         seg, version = train(sess, cache, models, current_key, force=force, progress=progress,
                              save_in_thread=save_in_thread)
@@ -231,8 +249,27 @@ def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *
     else:
         seg = load_model(sess, models, cache)
         version = sess.model_info().get("version")
-    if seg is not None and current_key is not None and (trained or sess.result_version(current_key) != version):
-        step = (lambda f: progress(0.9 + 0.1 * f, "predicting")) if progress else None
-        predict(sess, seg, current_key, version, progress=step)
-        predicted = True
-    return {"trained": trained, "predicted": predicted, "version": version}
+    if seg is not None and current_key is not None and sess.meta(split_key(current_key)[0]) is not None:
+        todo = OT.plan(sess, seg, current_key, version, view)
+        if todo:
+            n_first = first_batch(sess, current_key, todo, view)
+            step = (lambda f: progress(0.8 + 0.2 * f, "predicting the visible tiles")) if progress else None
+            done, rest = OT.run_plan(sess, seg, current_key, version, todo[:n_first], budget_s=float("inf"),
+                                     progress=step)
+            todo = rest + todo[n_first:]
+            predicted = True
+    return {"trained": trained, "predicted": predicted, "version": version, "done": done, "todo": todo}
+
+
+def first_batch(sess: Session, k: str, todo: list, view: dict | None) -> int:
+    """How many plan entries to predict before answering: the tiles in view (all of a small image)."""
+    from ..viewport import display_step
+
+    from . import overlay_tiles as OT
+
+    h, w = sess.meta(split_key(k)[0])["shape"][1:3]
+    if display_step(h, w) == 1 and h * w <= 4 * 1024 * 1024:
+        return len(todo)  # up to 4 tiles at full resolution: the whole result now, as before
+    grid = OT.TileGrid((h, w), OT.TILE)
+    n_visible = len(OT.tile_order(grid, view)[0])
+    return max(1, min(n_visible, len(todo)))

@@ -35,20 +35,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import defaults
 from ..errors import SegappError
 from ..limits import MAX_CLASS_ID, MAX_HISTORY_BYTES, MAX_HISTORY_STEPS
 from ..store import Store, issue_session_id, new_item_id, session_key, sign_session_id, verify_session_id
 
 HISTORY = MAX_HISTORY_STEPS
-DEFAULT_CLASSES = [
-    {"id": 1, "name": "Background", "color": "#1f77b4"},
-    {"id": 2, "name": "Foreground", "color": "#d62728"},
-]
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-DEFAULT_SETTINGS = {
-    "extractor": "classical", "sigmas": [0.3, 10.0], "trees": 32, "depth": 10,
-    "normalization": "percentile", "all_images": True,
+DEFAULT_CLASSES = defaults.CLASSES
+PALETTE = defaults.PALETTE
+DEFAULT_SETTINGS = {  # read from segapp.defaults, the engine's and the CLI's defaults
+    "extractor": defaults.EXTRACTOR, "sigmas": defaults.classical_sigma_range(),
+    "trees": defaults.classifier_params()["n_estimators"], "depth": defaults.classifier_params()["max_depth"] or 0,
+    "normalization": defaults.NORMALIZATION["method"], "all_images": True,
 }
 
 

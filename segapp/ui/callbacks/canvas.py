@@ -5,51 +5,61 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, Patch, State, html, no_update
 from dash.exceptions import PreventUpdate
 
+import time
+
 from ... import io
 from ...annotations import apply_relayout, count_points, parse_shape_name, shapes_to_labels, split_valid
 from ...errors import AnnotationError, SegappError
 from ...limits import MAX_POINTS
-from ...segmenter import uncertainty
+from ...viewport import display_step, downscale
 from .. import ids
+from .. import overlay_tiles as OT
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
-from ..render import heatmap_png_uri, instances_png_uri, labels_png_uri
+from ..pipeline import load_model
 from ..session import key
 from .common import callback_spec, valid_session, wire
 
 HIDDEN, SHOWN = {"display": "none"}, {}
+FILL_BUDGET_S = 1.0  # seconds of tile prediction per request of the background chain
 
 
 def display_uri(sess, iid: str, z: int) -> str:
-    """PNG data URI of a plane as shown (made once per plane, then read from the store)."""
+    """PNG data URI of a plane as shown, at its display step (made once per plane, then read from the store)."""
     k = key(iid, z)
     cached = sess.display(k)
     if cached:
         return cached.decode()
-    uri = base_image_uri(io.to_display_rgb(sess.plane(iid, z)))
+    plane = sess.plane(iid, z)
+    step = display_step(*plane.shape[:2])
+    uri = base_image_uri(downscale(io.to_display_rgb(plane), step))
     sess.put_display(k, uri.encode())
     return uri
 
 
-def overlay_uri(sess, k: str, mode: str, proba_class, classes: list[dict]) -> str | None:
-    """The overlay to show for plane ``k`` in ``mode``, or None (nothing predicted / overlay off)."""
-    if mode == "none":
-        return None
-    if mode == "objects":
-        inst = sess.store.get_array(sess.sid, "objects", k)
-        return None if inst is None else instances_png_uri(inst)
-    if mode == "segmentation":
-        labels = sess.result(k)
-        return None if labels is None else labels_png_uri(labels, {c["id"]: c["color"] for c in classes})
-    proba = sess.proba(k)
-    if proba is None:
-        return None
-    if mode == "uncertainty":
-        return heatmap_png_uri(uncertainty(proba), "inferno")
-    order = sess.result_classes(k)
-    cid = proba_class if proba_class in order else (order[-1] if order else None)
-    return None if cid is None else heatmap_png_uri(proba[..., order.index(cid)], "viridis")
+def tile_payload(sess, services, k: str, out: dict, mode: str, proba_class, classes, view,
+                 reset: bool = False) -> tuple[dict, dict]:
+    """``(overlay, tile_queue)`` store data after :func:`~segapp.ui.pipeline.refresh` predicted tiles."""
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None:
+        return no_update, no_update
+    version = out["version"]
+    tiles = OT.overlays(sess, seg, k, out["done"], mode, proba_class, classes, view)
+    overlay = {"key": k, "version": version, "tiles": tiles, "clear": mode == "none"}
+    return overlay, _queue(k, version, out["todo"])
 
 
+def _queue(k: str, version, todo: list) -> dict | None:
+    return {"key": k, "version": version, "n": len(todo), "t": time.time()} if todo else None
+
+
+def tile_status(todo: int, total: int | None = None):
+    """The on-canvas note while the rest of the image arrives (hidden when nothing is left)."""
+    if not todo:
+        return [], {"display": "none"}
+    total = max(total or todo, todo)
+    done = 100 * (1 - todo / total) if total else 0
+    return [html.Span(f"Refining the rest of the image: {todo} tile{'s' if todo > 1 else ''} to go"),
+            html.Span(html.Span(className="ts-fill", style={"width": f"{done:.0f}%"}), className="ts-bar")], {}
 def canvas_info(meta: dict, z: int) -> list:
     nz, h, w, c = meta["shape"]
     plane = f" · plane {z + 1}/{nz}" if nz > 1 else ""
@@ -107,11 +117,13 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
     z = int(cur.get("plane", 0))
     k = key(meta["id"], z)
     classes = classes or sess.classes()
-    fig = canvas_figure(display_uri(sess, meta["id"], z), meta["shape"][1:3], shapes=sess.shapes(k),
-                        classes=classes, active=active, width=width, revision=k,
-                        overlay_uri=overlay_uri(sess, k, mode, proba_class, classes), opacity=opacity,
-                        show_shapes=show, scale=scale)
+    h, w = meta["shape"][1:3]
     info = sess.model_info()
+    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    shown = OT.current_overlays(sess, seg, k, info["version"], mode, proba_class, classes, None) if seg else []
+    fig = canvas_figure(display_uri(sess, meta["id"], z), (h, w), shapes=sess.shapes(k),
+                        classes=classes, active=active, width=width, revision=k, overlay_tiles=shown,
+                        opacity=opacity, show_shapes=show, scale=scale, step=display_step(h, w))
     need = bool(info) and sess.result_version(k) != info.get("version")
     return {"figure": fig, "hint_style": HIDDEN, "info": canvas_info(meta, z),
             "train_request": {"reason": "predict", "key": k} if need else no_update}
@@ -228,14 +240,15 @@ def restyle_strokes(show, classes, sid, cur, *, services):
 
 
 @callback_spec(
-    output=dict(overlay=Output(ids.OVERLAY, "data"), proba_style=Output(ids.PROBA_CLASS, "style")),
+    output=dict(overlay=Output(ids.OVERLAY, "data"), proba_style=Output(ids.PROBA_CLASS, "style"),
+                tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True)),
     inputs=dict(model_version=Input(ids.MODEL_VERSION, "data"), mode=Input(ids.OVERLAY_MODE, "value"),
                 proba_class=Input(ids.PROBA_CLASS, "value"), classes=Input(ids.CLASSES, "data")),
-    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"), view=State(ids.VIEW, "data")),
     prevent_initial_call=True,
 )
-def show_overlay(model_version, mode, proba_class, classes, sid, cur, *, services, trigger):
-    """The overlay PNG for the plane on screen (the browser patches it into the figure).
+def show_overlay(model_version, mode, proba_class, classes, sid, cur, view=None, *, services, trigger):
+    """The overlay tiles already predicted for the plane on screen (the browser patches them in).
 
     Parameters
     ----------
@@ -243,29 +256,132 @@ def show_overlay(model_version, mode, proba_class, classes, sid, cur, *, service
         ``{"v", "rendered"}``; ``rendered`` means the overlay was already sent with the new model.
     mode : str
         ``segmentation``, ``probability``, ``uncertainty``, ``objects`` or ``none``.
+    view : dict or None
+        The visible region.
     trigger : str
         The id of the input that changed.
 
     Returns
     -------
     dict
-        ``overlay``: ``{"key", "uri"}`` for the plane (``no_update`` when already rendered);
-        ``proba_style``: the class chooser is shown only for the probability view.
+        ``overlay``: ``{"key", "version", "tiles", "clear"}`` (``no_update`` when already rendered);
+        ``proba_style``: the class chooser is shown only for the probability view;
+        ``tile_queue``: tiles still to predict for this model (after a background extraction).
     """
     style = {} if mode == "probability" else {"display": "none"}
     rendered = trigger == ids.MODEL_VERSION and (model_version or {}).get("rendered")
     if not cur or not valid_session(sid) or rendered:
-        return {"overlay": no_update, "proba_style": style}
+        return {"overlay": no_update, "proba_style": style, "tile_queue": no_update}
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
-    return {"overlay": {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes)}, "proba_style": style}
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None or sess.meta(cur["image"]) is None:
+        return {"overlay": {"key": k, "tiles": [], "clear": True}, "proba_style": style, "tile_queue": no_update}
+    version = sess.model_info()["version"]
+    tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes, view)
+    queue = _queue(k, version, OT.plan(sess, seg, k, version, view)) if trigger == ids.MODEL_VERSION else no_update
+    return {"overlay": {"key": k, "version": version, "tiles": tiles, "clear": mode == "none"},
+            "proba_style": style, "tile_queue": queue}
+
+
+@callback_spec(
+    output=dict(overlay=Output(ids.OVERLAY, "data", allow_duplicate=True),
+                tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True),
+                status=Output(ids.TILE_STATUS, "children"), status_style=Output(ids.TILE_STATUS, "style")),
+    inputs=dict(tick=Input(ids.TILE_TIMER, "n_intervals")),
+    state=dict(queue=State(ids.TILE_QUEUE, "data"), sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"),
+               view=State(ids.VIEW, "data"), mode=State(ids.OVERLAY_MODE, "value"),
+               proba_class=State(ids.PROBA_CLASS, "value"), classes=State(ids.CLASSES, "data"),
+               seen=State(ids.TILE_SEEN, "data")),
+    prevent_initial_call=True,
+)
+def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=None, *, services):
+    """The rest of the image after the visible tiles: one short request per batch of tiles.
+
+    A timer ticks while ``tile_queue`` holds work (a clientside callback switches
+    it on and off).  The first tick starts a worker thread
+    (:func:`~segapp.ui.overlay_tiles.ensure_worker`) that predicts the rest tile
+    by tile, the visible ones first as the view is now; every tick returns, at
+    once, the overlays of the predicted tiles the browser does not show yet
+    (``seen``), so a tick's answer is never outrun by the next tick.  A newer
+    model or another image ends the work.
+
+    Returns
+    -------
+    dict
+        ``overlay`` (new tiles), ``tile_queue`` (the next batch, or None when done),
+        ``status`` / ``status_style``: the on-canvas "refining" note.
+    """
+    done_out = {"overlay": no_update, "tile_queue": None, "status": [], "status_style": {"display": "none"}}
+    if not queue or not cur or not valid_session(sid):
+        return done_out
+    sess = services.session(sid)
+    k = key(cur["image"], cur.get("plane", 0))
+    info = sess.model_info()
+    if queue.get("key") != k or info.get("version") != queue.get("version") or sess.meta(cur["image"]) is None:
+        raise PreventUpdate  # a newer model or another plane: its own chain runs
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None:
+        return done_out
+    version = info["version"]
+    todo = OT.plan(sess, seg, k, version, view)
+    if todo:  # the work runs in a thread of this process: ticks stay quick and never overlap
+        OT.ensure_worker(sess, seg, k, version, view)
+    shown = set((seen or {}).get("tiles", [])) if (seen or {}).get("key") == k and \
+        (seen or {}).get("v") == version else set()
+    tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes or sess.classes(), view, shown)
+    total = max(queue.get("total") or 0, len(todo))
+    status, style = tile_status(len(todo), total)
+    nxt = _queue(k, version, todo)
+    if nxt:
+        nxt["total"] = total
+    return {"overlay": {"key": k, "version": version, "tiles": tiles, "clear": False} if tiles else no_update,
+            "tile_queue": nxt, "status": status, "status_style": style}
+
+
+@callback_spec(
+    output=dict(tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True)),
+    inputs=dict(view=Input(ids.VIEW, "data")),
+    state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"), queue=State(ids.TILE_QUEUE, "data")),
+    prevent_initial_call=True,
+)
+def view_changed(view, sid, cur, queue, *, services):
+    """Zoom or pan: if newly visible tiles lack an overlay at the shown resolution, start a chain for them.
+
+    Returns
+    -------
+    dict
+        ``tile_queue``: a new chain (``no_update`` when one is running or nothing is missing).
+    """
+    if not cur or not valid_session(sid):
+        raise PreventUpdate
+    sess = services.session(sid)
+    k = key(cur["image"], cur.get("plane", 0))
+    info = sess.model_info()
+    if queue and queue.get("key") == k and queue.get("version") == info.get("version") and \
+            time.time() - queue.get("t", 0) < 30:
+        raise PreventUpdate  # a chain for this model is running; it re-plans for the new view itself
+    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    if seg is None or sess.meta(cur["image"]) is None:
+        raise PreventUpdate
+    todo = OT.plan(sess, seg, k, info["version"], view)
+    if not todo:
+        raise PreventUpdate
+    return {"tile_queue": _queue(k, info["version"], todo)}
 
 
 def register(app, services):
-    wire(app, services, build_canvas, save_strokes, edit_history, restyle_strokes, show_overlay)
+    wire(app, services, build_canvas, save_strokes, edit_history, restyle_strokes, show_overlay, fill_tiles,
+         view_changed)
+    app.clientside_callback("function (q) { return !q; }", Output(ids.TILE_TIMER, "disabled"),
+                            Input(ids.TILE_QUEUE, "data"), prevent_initial_call=True)
+    app.clientside_callback(ClientsideFunction("segapp", "view"), Output(ids.VIEW, "data"),
+                            Input(ids.GRAPH, "relayoutData"), Input(ids.CANVAS_INFO, "children"),
+                            State(ids.GRAPH, "id"), prevent_initial_call=True)
     # the overlay reaches the figure only if that plane is still the one on screen (no race on image switches)
     app.clientside_callback(ClientsideFunction("segapp", "overlay"), Output(ids.GRAPH, "figure", allow_duplicate=True),
-                            Input(ids.OVERLAY, "data"), State(ids.GRAPH, "id"), prevent_initial_call=True)
+                            Output(ids.TILE_SEEN, "data"), Input(ids.OVERLAY, "data"), State(ids.GRAPH, "id"),
+                            prevent_initial_call=True)
 
     app.clientside_callback(ClientsideFunction("segapp", "opacity"), Output(ids.GRAPH, "figure", allow_duplicate=True),
                             Input(ids.OPACITY, "value"), prevent_initial_call=True)

@@ -9,6 +9,7 @@ from ...features import list_extractors
 from ...store import is_store_id, verify_session_id
 from .. import ids
 from ..pipeline import sigma_indices
+from ...autoselect import candidates as auto_candidates
 from ..session import DEFAULT_SETTINGS
 from .common import callback_spec, valid_session, wire
 
@@ -16,7 +17,6 @@ KNOWN_BACKBONES = {  # shown even when their module is not installed, so users l
     "vgg16": "VGG16 (ImageNet) — needs a local weights file",
     "dinov2-s": "DINOv2 ViT-S/14 — needs a local weights file",
 }
-COMBOS = ["classical+effnet-lite0"]
 HIDDEN = {"timm"}  # needs a model name: available from the command line and the Python API
 
 
@@ -29,6 +29,7 @@ def extractor_options() -> tuple[list[dict], dict[str, str]]:
         if name in HIDDEN:
             continue
         label = name if e["available"] else f"{name} (weights missing)"
+        label += " (default)" if name == DEFAULT_SETTINGS["extractor"] else ""
         opts.append({"label": label, "value": name, "disabled": not e["available"]})
         help_[name] = e["description"]
         if not e["available"]:
@@ -37,10 +38,11 @@ def extractor_options() -> tuple[list[dict], dict[str, str]]:
         if name not in found:
             opts.append({"label": f"{name} (not installed)", "value": name, "disabled": True})
             help_[name] = text
-    for combo in COMBOS:
+    for combo in [n for n in auto_candidates() if "+" in n]:  # from the extractors' traits
         parts = combo.split("+")
         ok = all(found.get(p, {}).get("available") for p in parts)
-        opts.append({"label": combo + ("" if ok else " (unavailable)"), "value": combo, "disabled": not ok})
+        label = combo + ("" if ok else " (unavailable)") + (" (default)" if combo == DEFAULT_SETTINGS["extractor"] else "")
+        opts.append({"label": label, "value": combo, "disabled": not ok})
         help_[combo] = "Both feature sets side by side."
     return opts, help_
 
@@ -141,9 +143,10 @@ def extractor_help(extractor, sid, *, services):
     if extractor == "auto":
         auto = info.get("auto")
         text = (f"Last choice: {auto['chosen']} ({auto['reason']})" if auto else
-                "Compares classical, effnet-lite0 and both on held-out blocks of your strokes when you press "
-                "Train; live updates reuse the choice.")
-    style = {} if extractor == "classical" else {"display": "none"}  # combos and auto use the default scales
+                f"Compares {', '.join(auto_candidates())} on held-out images (one painted image: held-out "
+                "blocks of your strokes) when you press Train; live updates reuse the choice.")
+    # the scale range applies to the classical filter bank, alone or in a combination
+    style = {} if "classical" in str(extractor).split("+") else {"display": "none"}
     return {"help": text, "sigma_style": style}
 
 

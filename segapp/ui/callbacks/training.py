@@ -20,7 +20,7 @@ from .. import ids
 from ..layout import model_summary, train_hint
 from ..pipeline import SIGMA_LADDER, FeaturesMissing, StrictCache, refresh
 from ..session import key
-from .canvas import overlay_uri
+from .canvas import tile_payload
 from .common import background_job, callback_spec, valid_session, wire
 from .session import extractor_options
 
@@ -35,23 +35,26 @@ def _version(sess) -> dict:
     return {"v": sess.model_info().get("version"), "t": time.time()}
 
 
-def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update) -> dict:
+def _retrain_out(train_info, model_version=no_update, extract_request=no_update, overlay=no_update,
+                 tile_queue=no_update) -> dict:
     return {"model_version": model_version, "train_info": train_info, "extract_request": extract_request,
-            "overlay": overlay}
+            "overlay": overlay, "tile_queue": tile_queue}
 
 
 @callback_spec(
     output=dict(model_version=Output(ids.MODEL_VERSION, "data"), train_info=Output(ids.TRAIN_INFO, "children"),
                 extract_request=Output(ids.EXTRACT_REQUEST, "data"),
-                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True)),
+                overlay=Output(ids.OVERLAY, "data", allow_duplicate=True),
+                tile_queue=Output(ids.TILE_QUEUE, "data", allow_duplicate=True)),
     inputs=dict(annot_version=Input(ids.ANNOT_VERSION, "data"), n_train=Input(ids.TRAIN, "n_clicks"),
                 request=Input(ids.TRAIN_REQUEST, "data")),
     state=dict(live=State(ids.LIVE, "value"), sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data"),
                mode=State(ids.OVERLAY_MODE, "value"), proba_class=State(ids.PROBA_CLASS, "value"),
-               classes=State(ids.CLASSES, "data")),
+               classes=State(ids.CLASSES, "data"), view=State(ids.VIEW, "data")),
     prevent_initial_call=True,
 )
-def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, *, services, trigger):
+def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, classes, view=None, *, services,
+            trigger):
     """Retrain (live or on demand) and predict the current plane from cached features (the quick path).
 
     Parameters
@@ -66,6 +69,8 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
         Live update: retrain after every stroke.
     sid, cur, mode, proba_class, classes
         Session, current plane, overlay mode and probability class, classes (for the overlay).
+    view : dict or None
+        The visible region (``{"x0", "x1", "y0", "y1", "px"}``): its tiles are predicted first.
     trigger : str
         ``ids.ANNOT_VERSION``, ``ids.TRAIN`` (forces a retrain) or ``ids.TRAIN_REQUEST``.
 
@@ -74,7 +79,9 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
     dict
         ``model_version`` (``{"v", "t", "rendered": True}`` after a new result), ``train_info``,
         ``extract_request`` (set when features must be computed first: the background job
-        :func:`extract_and_train` takes over) and ``overlay`` (``{"key", "uri"}`` of the new result).
+        :func:`extract_and_train` takes over), ``overlay`` (the tiles in view, see
+        :func:`~segapp.ui.callbacks.canvas.tile_payload`) and ``tile_queue`` (the rest, for
+        :func:`~segapp.ui.callbacks.canvas.fill_tiles`).
     """
     if not valid_session(sid):
         raise PreventUpdate
@@ -88,14 +95,15 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
             raise PreventUpdate  # a newer stroke is on its way: let that one train (debounce)
         try:
             out = refresh(sess, StrictCache(services.feature_cache), services.models, k,
-                          retrain=bool(live) or force, force=force, save_in_thread=True)
+                          retrain=bool(live) or force, force=force, save_in_thread=True, view=view)
         except FeaturesMissing:
             running = sess.store.get_json(sid, "state", "extracting")
             if running and time.time() - running["t"] < STALE_JOB_S and not force:
                 return _retrain_out(train_hint("Still extracting features; your new strokes are used when "
                                                "it finishes."))
-            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time()}
-            return _retrain_out(train_hint("Computing features once for this image; later strokes reuse them."),
+            request = {"force": force, "retrain": bool(live) or force, "key": k, "t": time.time(), "view": view}
+            return _retrain_out(train_hint("Computing features for the painted and visible tiles, once: later "
+                                           "strokes there reuse them."),
                                 extract_request=request)
         except AnnotationError as e:
             if force:
@@ -103,9 +111,10 @@ def retrain(annot_version, n_train, request, live, sid, cur, mode, proba_class, 
             return _retrain_out(train_hint(str(e)))
     if not (out["trained"] or out["predicted"]):
         return _retrain_out(model_summary(sess.model_info()))
-    overlay = {"key": k, "uri": overlay_uri(sess, k, mode, proba_class, classes or sess.classes())}
+    overlay, queue = tile_payload(sess, services, k, out, mode, proba_class, classes or sess.classes(), view,
+                                  reset=out["trained"])
     return _retrain_out(model_summary(sess.model_info()), model_version={**_version(sess), "rendered": True},
-                        overlay=overlay)
+                        overlay=overlay, tile_queue=queue)
 
 
 @callback_spec(
@@ -146,7 +155,8 @@ def extract_and_train(set_progress, request, sid, *, services, notify):
             rev = sess.annot_rev()
             try:
                 refresh(sess, services.feature_cache, services.models, request.get("key"),
-                        retrain=request.get("retrain", True), force=force, progress=progress)
+                        retrain=request.get("retrain", True), force=force, progress=progress,
+                        view=request.get("view"))
             except AnnotationError:
                 if sess.annot_rev() == rev:
                     raise
