@@ -307,8 +307,39 @@ def check_shape(shape, i: int = 0, *, default_width: float = 3) -> tuple[int, fl
     return class_id, default_width if width is None else width, kind, geom, n
 
 
+_SCALAR_KEYS = {"type", "name", "path", "x0", "y0", "x1", "y1", "xref", "yref", "layer", "editable", "opacity",
+                "fillrule", "fillcolor", "visible", "xsizemode", "ysizemode"}
+_LINE_KEYS = {"color", "width", "dash"}
+
+
+def _plain(value, max_len: int = 100) -> bool:
+    if isinstance(value, str):
+        return len(value) <= max_len
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (bool, int))
+
+
+def clean_shape(shape: dict) -> dict:
+    """A copy of a (checked) shape with only plotly's plain shape keys: nothing nested or odd is stored.
+
+    Examples
+    --------
+    >>> clean_shape({"type": "path", "path": "M0,0", "name": "class=1", "line": {"width": 2, "x": [[1]]},
+    ...              "__proto__": {"a": 1}, "opacity": float("nan")})
+    {'type': 'path', 'path': 'M0,0', 'name': 'class=1', 'line': {'width': 2}}
+    """
+    out = {k: v for k, v in shape.items() if k in _SCALAR_KEYS and _plain(v, MAX_PATH_CHARS if k == "path" else 200)}
+    line = shape.get("line")
+    if isinstance(line, dict):
+        line = {k: v for k, v in line.items() if k in _LINE_KEYS and _plain(v, 50)}
+        if line:
+            out["line"] = line
+    return out
+
+
 def split_valid(shapes, *, default_width: float = 3) -> tuple[list[dict], list[str]]:
-    """``(usable shapes, one message per unusable shape)``: for callers that keep what they can.
+    """``(usable shapes, cleaned; one message per unusable shape)``: for callers that keep what they can.
 
     Examples
     --------
@@ -320,7 +351,7 @@ def split_valid(shapes, *, default_width: float = 3) -> tuple[list[dict], list[s
     for i, shape in enumerate(shapes if isinstance(shapes, list) else []):
         try:
             check_shape(shape, i, default_width=default_width)
-            ok.append(shape)
+            ok.append(clean_shape(shape))
         except AnnotationError as exc:
             bad.append(str(exc))
     return ok, bad

@@ -476,11 +476,44 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     return out
 
 
+_DISPLAY_BAND = 4 * 2**20  # float32 values converted at once for display (large images go in row bands)
+
+
+def _display_ranges(a: np.ndarray, method: str, low: float, high: float) -> list:
+    """Per-channel ``(lo, hi)`` exactly as :func:`normalize` finds them, without copying the image:
+    the same even subsample of each flattened channel, gathered directly."""
+    h, w, c = a.shape
+    size = h * w
+    idx = np.arange(0, size, max(1, size // _STAT_SAMPLES)) if size > _STAT_SAMPLES else np.arange(size)
+    rows, cols = np.divmod(idx, w)
+    return [_channel_range(a[rows, cols, ch].astype(np.float32), method, low, high) for ch in range(c)]
+
+
+def _display_band(band: np.ndarray, method: str, ranges) -> np.ndarray:
+    """uint8 of one row band, by :func:`normalize`'s arithmetic with the whole image's ranges."""
+    out = band.astype(np.float32)
+    if method == "dtype" and band.dtype.kind in "iu":
+        out /= np.float32(np.iinfo(band.dtype).max)
+    elif ranges is not None:
+        for c, (lo, hi) in enumerate(ranges):
+            ch = out[..., c]
+            with np.errstate(over="ignore", invalid="ignore"):
+                res = (ch - np.float32(lo)) * np.float32(1 / (hi - lo))
+            if band.dtype.kind == "f" and (np.isfinite(ch) & ~np.isfinite(res)).any():
+                res = (ch.astype(np.float64) - lo) / (hi - lo)
+            out[..., c] = res
+    np.clip(out, 0, 1, out=out)
+    out[~np.isfinite(out)] = 0.0
+    out *= 255
+    return np.rint(out, out=out).astype(np.uint8)
+
+
 def to_display_rgb(image, *, method: str = "percentile", low: float = 1.0, high: float = 99.8) -> np.ndarray:
     """Any image -> uint8 ``(H, W, 3)`` for display (per-channel percentile stretch by default).
 
     One channel -> grey; two -> magenta/green; three or more -> the first three; pass
-    ``method="dtype"`` to show 8-bit images unchanged.
+    ``method="dtype"`` to show 8-bit images unchanged.  Large images are converted in row
+    bands (the ranges come from the whole image), so memory stays near the output's size.
 
     Examples
     --------
@@ -493,12 +526,23 @@ def to_display_rgb(image, *, method: str = "percentile", low: float = 1.0, high:
     a = a[..., None] if a.ndim == 2 else a
     if a.ndim != 3 or a.shape[-1] == 0:
         raise ConfigError(f"expected a 2-D image or (H, W, C) array, got shape {a.shape}")
-    n = normalize(a[..., :3], method, low, high, clip=True)
-    u8 = np.rint(n * 255).astype(np.uint8)
+    a = a[..., :3]
+    if method not in NORMALIZE_METHODS:
+        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
+    if method == "percentile" and not 0 <= low < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
+    stretch = method not in ("dtype", "none")
+    ranges = _display_ranges(a, method, low, high) if stretch and a.size else None
+    rows = max(1, _DISPLAY_BAND // max(1, a.shape[1] * a.shape[2]))
+    u8 = np.empty(a.shape, np.uint8)
+    for r in range(0, a.shape[0], rows):
+        u8[r:r + rows] = _display_band(a[r:r + rows], method, ranges)
     if u8.shape[-1] == 1:
         return np.repeat(u8, 3, axis=-1)
     if u8.shape[-1] == 2:
-        return u8[..., [0, 1, 0]]
+        return np.ascontiguousarray(u8[..., [0, 1, 0]])
     return u8
 
 

@@ -134,3 +134,33 @@ def test_check_image_cost_names_the_limit():
     with pytest.raises(ImageReadError, match="image has no pixels"):
         check_image_cost("x", 0, 10)
     check_image_cost("x", 3000, 3000, 1, 3, 1)  # a 27 MB RGB image is fine
+
+
+def test_display_conversion_works_in_bands_and_matches_the_whole_image_formula(monkeypatch):
+    """A large image is shown without full-size float copies; the picture is the same as before."""
+    from segapp.viewport import downscale
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(sio, "_DISPLAY_BAND", 997)  # many bands, not aligned to anything
+    for a in (rng.integers(0, 4000, (213, 171), dtype=np.uint16), rng.random((90, 61, 3)).astype(np.float32) * 1e3,
+              rng.integers(0, 255, (64, 65, 2), dtype=np.uint8), np.array([[np.nan, 1, np.inf, -np.inf]], np.float32)):
+        for method in ("percentile", "minmax", "dtype", "none"):
+            ref = np.rint(sio.normalize(a if a.ndim == 3 else a[..., None], method, clip=True) * 255).astype(np.uint8)
+            ref = np.repeat(ref, 3, -1) if ref.shape[-1] == 1 else ref[..., [0, 1, 0]] if ref.shape[-1] == 2 else ref
+            assert (sio.to_display_rgb(a, method=method) == ref).all(), (a.dtype, method)
+    rgb = rng.integers(0, 255, (301, 157, 3), dtype=np.uint8)
+    for step in (2, 3, 5):
+        h, w = rgb.shape[:2]
+        hh, ww = -(-h // step) * step, -(-w // step) * step
+        pad = np.pad(rgb, ((0, hh - h), (0, ww - w), (0, 0)), mode="edge").astype(np.float32)
+        ref = np.rint(pad.reshape(hh // step, step, ww // step, step, 3).mean(axis=(1, 3))).astype(np.uint8)
+        assert (downscale(rgb, step) == ref).all()
+
+
+def test_display_conversion_of_a_large_image_needs_no_float_copy_of_it():
+    big = np.zeros((3000, 3000, 3), np.uint16)  # 54 MB; a float32 copy of it alone would be 108 MB
+    tracemalloc.start()
+    sio.to_display_rgb(big)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert peak < 80, peak  # the uint8 output (27 MB), the statistics' sample and one band
