@@ -222,3 +222,26 @@ def test_reading_a_model_never_writes_a_member_to_disk(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     with zipfile.ZipFile(io.BytesIO(F.good_model())) as z:
         assert sorted(z.namelist()) == ["classifier.npz", "manifest.json"]
+
+
+def test_both_classifier_kinds_load_from_npz_and_skops():
+    import skops.io as sio
+
+    seg = Segmenter(features="classical", feature_params={"sigmas": [1.0]}, classifier="extra-trees",
+                    n_estimators=3).fit(F.sample_image(), F.sample_labels())
+    again = load_segmenter(seg.save())
+    assert again.classifier == "extra-trees" and (again.predict(F.sample_image()) == seg.predict(F.sample_image())).all()
+    import hashlib
+
+    from segapp.modelcheck import manifest_checksum
+
+    parts = F.members(seg.save())
+    blob = sio.dumps(seg.classifier_)
+    m = json.loads(parts.pop("manifest.json"))
+    m.update(format_version=1, sha256={"classifier.skops": hashlib.sha256(blob).hexdigest()})
+    m["checksum"] = manifest_checksum(m)
+    skops_file = F.rezip({"manifest.json": json.dumps(m).encode(), "classifier.skops": blob})
+    assert load_segmenter(skops_file).classifier == "extra-trees"
+    refuse(F.with_classifier(blob), "kind does not match")  # an extra-trees forest under a random-forest manifest
+    refuse(F.with_manifest(F._set(("classifier", "kind"), "os.system")), "classifier kind must be one of")
+    refuse(F.with_manifest(F._set(("classifier", "params"), {"n_jobs": 10**6})), "unknown parameter")
