@@ -418,6 +418,15 @@ def _channel_range(ch: np.ndarray, method: str, low: float, high: float) -> tupl
     return float(lo), (float(hi) if hi > lo else float(lo) + 1.0)
 
 
+def _check_normalization(a: np.ndarray, method: str, low: float, high: float) -> None:
+    if method not in NORMALIZE_METHODS:
+        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
+    if method == "percentile" and not 0 <= low < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
+
+
 def normalize(image, method: str = "percentile", low: float = 1.0, high: float = 99.8, *,
               clip: bool = False) -> np.ndarray:
     """Scale an image to roughly [0, 1] per channel; float32, same shape as ``image``.
@@ -449,12 +458,7 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     [[0.0, 0.0], [0.0, 0.0]]
     """
     a = np.asarray(image)
-    if method not in NORMALIZE_METHODS:
-        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
-    if method == "percentile" and not 0 <= low < high <= 100:
-        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
-    if a.dtype.kind not in "biuf":
-        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
+    _check_normalization(a, method, low, high)
     out = a.astype(np.float32)  # always a copy
     if method == "dtype" and a.dtype.kind in "iu":
         out /= np.float32(np.iinfo(a.dtype).max)
@@ -527,12 +531,7 @@ def to_display_rgb(image, *, method: str = "percentile", low: float = 1.0, high:
     if a.ndim != 3 or a.shape[-1] == 0:
         raise ConfigError(f"expected a 2-D image or (H, W, C) array, got shape {a.shape}")
     a = a[..., :3]
-    if method not in NORMALIZE_METHODS:
-        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
-    if method == "percentile" and not 0 <= low < high <= 100:
-        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
-    if a.dtype.kind not in "biuf":
-        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
+    _check_normalization(a, method, low, high)
     stretch = method not in ("dtype", "none")
     ranges = _display_ranges(a, method, low, high) if stretch and a.size else None
     rows = max(1, _DISPLAY_BAND // max(1, a.shape[1] * a.shape[2]))
