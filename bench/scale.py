@@ -6,17 +6,22 @@ Usage::
                           [--workers 1 2] [--repeats 3] [--gpu-compare]
 
 It starts a private ``redis-server`` (must be on the PATH) and worker nodes
-(``python -m segapp.jobs.worker``, one pool process and one thread each; one
-queue per configuration, warmed up so imports and model loading are not timed),
-then in each of ``--repeats`` interleaved rounds
+(``python -m segapp.jobs.worker``, one pool process each, capped to one thread:
+``SEGAPP_WORKER_THREADS=1``, ``OMP_NUM_THREADS=1``; one queue per configuration,
+warmed up so imports and model loading are not timed), then in each of
+``--repeats`` interleaved rounds
 
 1. predicts ``--images`` one-megapixel PNGs in this process with one thread,
    doing what ``python -m segapp predict`` does (the baseline);
-2. predicts the same batch with ``predict_via_queue`` on 1, then 2 worker processes.
+2. the same split over two processes side by side without any queue (what the
+   machine itself offers two single-thread processes);
+3. predicts the same batch with ``predict_via_queue`` on 1, then 2 worker processes.
 
 It prints the best and median time of each, images/s, megapixels/s, the speed-up
 of 2 workers over 1, how busy the workers were (near 100 % = the queue keeps
-them fed) and the per-image overhead of the queue path vs in-process prediction.
+them fed), the per-image overhead of the queue path vs in-process prediction,
+and CPU milliseconds per image of the client, Redis and the workers (from
+``/proc``: unlike wall time, hardly moved by other load on a shared machine).
 A 2-vs-1 CPU-bound calibration per round shows how much parallelism the machine
 offered at that moment (other load on a shared machine caps the speed-up).
 ``--gpu-compare`` (on a machine with CUDA) adds one GPU worker on the same batch
@@ -120,18 +125,40 @@ def stop_workers(procs) -> None:
     import signal
 
     for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
     for p in procs:
         try:
             p.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
-def run_local(model: Path, images: list[Path], out: Path, start=None) -> float:
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds used so far by processes ``pids`` and their live children (Linux ``/proc``)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    seen = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    return total
+
+
+def run_local(model: Path, images: list[Path], out: Path, start=None, cpu: list | None = None, ready=None) -> float:
     """What ``python -m segapp predict`` does, timed, in this process with one thread.
 
-    With ``start`` (an event) the clock starts when it is set, after the warm-up.
+    With ``start`` (an event) the clock starts when it is set, after the warm-up;
+    ``cpu`` receives the CPU seconds of the timed part.
     """
     import joblib
 
@@ -142,52 +169,72 @@ def run_local(model: Path, images: list[Path], out: Path, start=None) -> float:
     seg = Segmenter.load(model)
     seg.predict_proba(io.read_image(images[0])[:64, :64])  # warm-up (imports, first allocation)
     out.mkdir(parents=True, exist_ok=True)
+    if ready is not None:
+        ready.put(os.getpid())
     if start is not None:
         start.wait()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for p in images:
         image = io.read_image(p)
         proba = seg.predict_proba(image)
         seg.cache.clear()
         io.write_labels(out / f"{p.stem}.png", seg.predict(image, proba=proba))
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
     return time.perf_counter() - t0
 
 
-def _local_share(model, images, out, start, done) -> None:
-    done.put(run_local(model, images, out, start))
+def _local_share(model, images, out, ready, start, done) -> None:
+    cpu: list = []
+    run_local(model, images, out, start, cpu=cpu, ready=ready)
+    done.put(cpu[0])
 
 
-def run_local_parallel(model: Path, images: list[Path], out: Path, n: int = 2) -> float:
-    """``n`` in-process predictions side by side (spawned processes, no queue): the machine's ceiling."""
+def run_local_parallel(model: Path, images: list[Path], out: Path, n: int = 2, cpu: list | None = None) -> float:
+    """``n`` in-process predictions side by side (spawned processes, no queue): the machine's ceiling.
+
+    The clock starts once every process has imported and warmed up; ``cpu``
+    receives the CPU seconds of their timed parts, summed.
+    """
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    start, done = ctx.Event(), ctx.Queue()
-    ps = [ctx.Process(target=_local_share, args=(model, images[i::n], out / str(i), start, done)) for i in range(n)]
+    ready, start, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    ps = [ctx.Process(target=_local_share, args=(model, images[i::n], out / str(i), ready, start, done))
+          for i in range(n)]
     for p in ps:
         p.start()
-    time.sleep(8.0)  # imports and warm-up happen before the start signal
+    for _ in ps:
+        ready.get(timeout=600)
     t0 = time.perf_counter()
     start.set()
-    for _ in ps:
-        done.get()
+    used = sum(done.get() for _ in ps)
     wall = time.perf_counter() - t0
     for p in ps:
         p.join()
+    if cpu is not None:
+        cpu.append(used)
     return wall
 
 
-def run_queue(model: Path, images: list[Path], out: Path, settings, queue: str) -> tuple[float, float, float]:
-    """Wall seconds of one batch through ``queue``, the workers' busy fraction and mean job seconds."""
+def run_queue(model: Path, images: list[Path], out: Path, settings, queue: str, cpu_of: dict | None = None):
+    """Wall seconds of one batch through ``queue``, the workers' busy fraction and mean job seconds.
+
+    ``cpu_of``: ``{"redis": [pid], "workers": [pids]}``; then a fourth value is returned,
+    CPU seconds per image of the client (this process), Redis and the workers.
+    """
     from segapp.jobs.client import predict_via_queue
 
     jobs = []
-    t0 = time.perf_counter()
+    before = {k: cpu_seconds(v) for k, v in (cpu_of or {}).items()}
+    t0, c0 = time.perf_counter(), time.process_time()
     predict_via_queue(model, images, out, settings=settings, queue=queue, warn=print,
                       on_done=lambda path, result: jobs.append(result))
     wall = time.perf_counter() - t0
+    cpu = {"client": time.process_time() - c0, **{k: cpu_seconds(v) - before[k] for k, v in (cpu_of or {}).items()}}
     busy = sum(j["seconds"] for j in jobs) / (wall * len({j["worker"] for j in jobs}))
-    return wall, busy, sum(j["seconds"] for j in jobs) / len(jobs)
+    out = (wall, busy, sum(j["seconds"] for j in jobs) / len(jobs))
+    return out + ({k: v / len(images) for k, v in cpu.items()},) if cpu_of is not None else out
 
 
 def _burn(seconds: float, start, out) -> None:
@@ -249,24 +296,33 @@ def main(argv=None) -> int:
     settings = Settings(redis_url=url, task_time_limit=3600)
     make_celery(settings)
     runs: dict[str, list] = {"in-process, 1 thread": []}
-    procs = []
+    cpu: dict[str, list] = {}
+    procs, by_n = [], {}
     try:
         for n in a.workers:  # one queue per configuration; idle workers block in Redis, using no CPU
-            procs += start_workers(n, settings, tmp, queues=f"bench{n}")
+            by_n[n] = start_workers(n, settings, tmp, queues=f"bench{n}")
+            procs += by_n[n]
             run_queue(model, images[:2 * n], tmp / "warmup", settings, f"bench{n}")  # imports, model load
         if a.gpu_compare:
             procs += start_workers(1, settings, tmp, queues="gpu", threads=os.cpu_count() or 1)
             run_queue(model, images[:2], tmp / "warmup", settings, "gpu")
         for r in range(a.repeats):
             ceiling = calibrate()
-            runs["in-process, 1 thread"].append((run_local(model, images, tmp / "local"), None, None, ceiling))
+            local_cpu: list = []
+            runs["in-process, 1 thread"].append((run_local(model, images, tmp / "local", cpu=local_cpu), None, None,
+                                                 ceiling))
+            cpu.setdefault("in-process, 1 thread", []).append({"client": local_cpu[0] / len(images)})
             if 2 in a.workers:
+                par_cpu: list = []
                 runs.setdefault("in-process, 2 processes (no queue)", []).append(
-                    (run_local_parallel(model, images, tmp / "local2"), None, None, ceiling))
+                    (run_local_parallel(model, images, tmp / "local2", cpu=par_cpu), None, None, ceiling))
+                cpu.setdefault("in-process, 2 processes (no queue)", []).append({"client": par_cpu[0] / len(images)})
             for n in a.workers:
                 label = f"queue, {n} worker process{'es' if n > 1 else ''}"
-                runs.setdefault(label, []).append((*run_queue(model, images, tmp / f"q{n}", settings, f"bench{n}"),
-                                                   ceiling))
+                *res, per_image = run_queue(model, images, tmp / f"q{n}", settings, f"bench{n}", cpu_of={
+                    "redis": [redis_proc.pid], "workers": [w.pid for w in by_n[n]]})
+                runs.setdefault(label, []).append((*res, ceiling))
+                cpu.setdefault(label, []).append(per_image)
             if a.gpu_compare:
                 runs.setdefault("queue, 1 GPU worker", []).append(
                     (*run_queue(model, images, tmp / "gpu", settings, "gpu"), ceiling))
@@ -292,6 +348,20 @@ def main(argv=None) -> int:
               f"{100 * (one[0] - local) / local:+.1f} % ({(one[0] - local) / a.images * 1000:+.0f} ms/image)")
     print(f"2-vs-1 CPU-bound calibration per round: {', '.join(f'{x[3]:.2f}x' for x in runs['in-process, 1 thread'])}"
           " (the most a 2-process run could gain at that moment)")
+    two, ceiling2 = best.get("queue, 2 worker processes"), best.get("in-process, 2 processes (no queue)")
+    if two and ceiling2:
+        print(f"queue with 2 workers vs 2 processes without a queue (best runs): {ceiling2[0] / two[0]:.2f} "
+              "(1.00 = the queue costs nothing at this parallelism)")
+    # CPU per image (median over rounds): robust where other load makes wall-clock noisy
+    print("\n| CPU ms per image (median of rounds) | client / in-process | Redis | workers | total | vs in-process |")
+    print("|---|---|---|---|---|---|")
+    base_cpu = statistics.median(c["client"] for c in cpu["in-process, 1 thread"])
+    for label, rows in cpu.items():
+        med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in ("client", "redis", "workers")}
+        total = sum(med.values())
+        vs = f"{100 * (total - base_cpu) / base_cpu:+.1f} %" if label != "in-process, 1 thread" else "(base)"
+        print(f"| {label} | {1000 * med['client']:.0f} | {1000 * med['redis']:.0f} | {1000 * med['workers']:.0f} | "
+              f"{1000 * total:.0f} | {vs} |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -14,6 +14,9 @@ Rasterisation rules (:func:`shapes_to_labels`):
   default ``fillrule``) plus its outline stroke.
 - ``rect`` (x0, y0, x1, y1) and ``circle`` (the ellipse inscribed in that box): filled, grown
   by width/2 on every side (the outline stroke plotly draws; square corners for rect).
+- a closed path whose name says ``outline=0`` is filled without its outline stroke: polygons along
+  pixel edges then paint exactly the pixels inside (label images imported as shapes, see
+  :mod:`segapp.annotation_files`).
 - later shapes overwrite earlier ones; class 0 is the eraser (its pixels go back to 0).
 - everything is clipped to the image.
 
@@ -272,6 +275,11 @@ def _coords(shape, keys, i) -> list[float]:
     return [clamp_coordinate(v) for v in vals]
 
 
+def _has_outline(shape) -> bool:
+    """False for a shape named with ``outline=0`` (filled regions imported from a label image)."""
+    return "outline=0" not in str(shape.get("name") or "").replace(" ", "")
+
+
 def _geometry(shape: dict, i: int):
     """``(kind, geometry, n_points)``: parsed subpaths of a path, ``x0, y0, x1, y1`` of the others."""
     kind = shape.get("type") or ("path" if "path" in shape else "rect")
@@ -357,12 +365,14 @@ def split_valid(shapes, *, default_width: float = 3) -> tuple[list[dict], list[s
     return ok, bad
 
 
-def _draw(out, kind: str, geom, value, r) -> None:
+def _draw(out, kind: str, geom, value, r, outline: bool = True) -> None:
     h, w = out.shape
     if kind == "path":
         rings = [pts for pts, closed in geom if closed and len(pts) >= 3]
         if rings:  # even-odd across all closed subpaths: an inner ring is a hole
             _fill_polygon(out, rings, value)
+        if rings and not outline:
+            return
         for pts, closed in geom:
             _stroke(out, np.vstack([pts, pts[:1]]) if closed else pts, r, value)
         return
@@ -451,8 +461,8 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3, out: np.ndar
     elif out.shape != (h, w) or out.dtype != np.uint8:
         raise ValueError(f"out must be a uint8 array of shape {(h, w)}, got {out.dtype} {out.shape}")
     r_max = max_stroke_width((h, w)) / 2
-    for class_id, width, kind, geom, _ in parsed:
-        _draw(out, kind, geom, class_id, min(float(width) / 2, r_max))
+    for shape, (class_id, width, kind, geom, _) in zip(shapes, parsed):
+        _draw(out, kind, geom, class_id, min(float(width) / 2, r_max), _has_outline(shape))
     return out
 
 

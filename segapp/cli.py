@@ -1,4 +1,6 @@
-"""Command line: ``python -m segapp train | predict | evaluate | features | worker | config``.
+"""Command line: ``segapp train | predict | evaluate | features | serve | worker | config``.
+
+``segapp`` is the console command the package installs (``python -m segapp`` is the same).
 
 User errors (bad files, empty annotations, foreign model files, bad options, unreadable
 or unwritable paths) print exactly one line ``segapp: error: ...`` to stderr and exit with
@@ -42,6 +44,16 @@ def _progress(label: str):
     return report
 
 
+def _read_training_labels(path, shape_hw):
+    """``(labels, classes)`` from a label image or a JSON annotations file (made in the web app)."""
+    from . import annotation_files, io
+
+    data = Path(path).read_bytes()
+    if annotation_files.is_annotations_json(data):
+        return annotation_files.labels_from_annotations(data, shape_hw, name=Path(path).name)
+    return io.read_labels(data, name=Path(path).name), []
+
+
 def cmd_train(args) -> int:
     from . import io
     from .segmenter import Segmenter
@@ -54,7 +66,11 @@ def cmd_train(args) -> int:
     if not folder.is_dir():
         raise SegappError(f"cannot write {args.out}: the folder {folder} does not exist")
     images = [io.read_image(p) for p in args.image]
-    labels = [io.read_labels(p) for p in args.labels]
+    labels, classes = [], {}
+    for p, im in zip(args.labels, images):
+        lab, named = _read_training_labels(p, im.shape[:2])
+        labels.append(lab)
+        classes.update({c["id"]: c for c in named if c.get("color")})
     for p, im, lab in zip(args.image, images, labels):
         if lab.shape != im.shape[:2]:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
@@ -62,7 +78,8 @@ def cmd_train(args) -> int:
     seg = Segmenter(features=args.features, feature_params=params, classifier=args.classifier,
                     n_estimators=args.trees, max_depth=args.depth, max_samples=args.max_samples,
                     class_weight="balanced" if args.balanced else None,
-                    normalization={"method": args.normalization} if args.normalization else None)
+                    normalization={"method": args.normalization} if args.normalization else None,
+                    classes=list(classes.values()) or None)
     seg.fit(images, labels)
     seg.save(args.out)
     info = {"model": str(args.out), "features": seg.extractor.name, "classes": [c["id"] for c in seg.classes],
@@ -136,12 +153,22 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import io
-    from .metrics import evaluate
+    import numpy as np
 
-    pred, gt = io.read_labels(args.pred), io.read_labels(args.gt)
+    from . import io
+    from .metrics import evaluate, interpret_mask
+
+    pred = io.read_labels(args.pred)
+    if args.model:
+        from .segmenter import Segmenter
+
+        classes = Segmenter.load(args.model).classes
+    else:
+        classes = [{"id": int(c)} for c in np.unique(pred) if c > 0]
+    gt, how = interpret_mask(io.read_mask(args.gt), classes)
     mask = io.read_labels(args.mask) > 0 if args.mask else None
-    print(json.dumps(evaluate(pred, gt, mask=mask), indent=None if args.compact else 1))
+    result = evaluate(pred, gt, mask=mask, ignore=0)
+    print(json.dumps({**result, "gt_read_as": how}, indent=None if args.compact else 1))
     return 0
 
 
@@ -160,6 +187,18 @@ def cmd_worker(args) -> int:
 
     queues = [q for q in (args.queues or "").split(",") if q] or None
     return run_worker(queues, args.concurrency, get_settings())
+
+
+def cmd_serve(args) -> int:
+    from .config import get_settings
+    from .ui import create_app
+
+    settings = get_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    app = create_app(settings)
+    print(f"segapp: serving on http://{host}:{port} ({settings.masked()['mode']})", flush=True)
+    app.run(host=host, port=port, debug=False)
+    return 0
 
 
 def cmd_config(args) -> int:
@@ -186,12 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     from . import defaults
     from .io import NORMALIZE_METHODS
 
-    p = _Parser(prog="python -m segapp", description="Pixel-classification segmentation.")
+    p = _Parser(prog="segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from images and label images")
     t.add_argument("--image", action="append", required=True, help="image file (repeat for several)")
-    t.add_argument("--labels", action="append", required=True, help="label image: 0 unlabelled, 1..K classes")
+    t.add_argument("--labels", action="append", required=True,
+                   help="label image (0 unlabelled, 1..K classes) or the annotations JSON the web app downloads")
     t.add_argument("--out", required=True, help="model file to write (.segapp)")
     cp = defaults.classifier_params()
     t.add_argument("--features", default=None,
@@ -220,7 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="per-class IoU/F1 of a prediction against ground truth, as JSON")
     e.add_argument("--pred", required=True)
-    e.add_argument("--gt", required=True)
+    e.add_argument("--gt", required=True, help="ground truth: class ids (0 = not scored), a 0/255 or 0/1 binary "
+                   "mask (two classes), an instance mask (two classes), or colour-coded in the classes' colours "
+                   "(needs --model)")
+    e.add_argument("--model", help="the model file: its class names and colours (for colour-coded ground truth)")
     e.add_argument("--mask", help="only score pixels where this image is non-zero")
     e.add_argument("--compact", action="store_true")
     e.set_defaults(func=cmd_evaluate)
@@ -233,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--queues", help="comma-separated queues, e.g. gpu,default")
     w.add_argument("--concurrency", type=int)
     w.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("serve", help="start the web app (embedded mode unless REDIS_URL is set)")
+    s.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default: PORT or 8050)")
+    s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("config", help="print the effective settings (secrets masked)")
     c.set_defaults(func=cmd_config)

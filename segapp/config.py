@@ -27,13 +27,19 @@ variable                        default                       meaning
                                                               secret); unset: a random key created
                                                               once in the session store
 ``SEGAPP_RESULT_EXPIRES``       ``86400``                     seconds job results and progress are kept
-``SEGAPP_VISIBILITY_TIMEOUT``   time limit + 600              seconds before a job held by a vanished
-                                                              worker is handed to another worker
+``SEGAPP_VISIBILITY_TIMEOUT``   ``60``                        lease of a job on its worker, renewed by
+                                                              the worker's heartbeat: a vanished worker's
+                                                              jobs go to another worker after this long
 ``SEGAPP_WORKER_CONCURRENCY``   CPUs (1 on a GPU queue)       worker processes per worker
 ``SEGAPP_WORKER_THREADS``       CPUs / concurrency            threads each worker process may use
 ``SEGAPP_MAX_REDELIVERIES``     ``3``                         worker losses after which a job gives up
 ``SEGAPP_APP_MODULE``           ``app``                       module workers import to register the web
                                                               app's background callbacks
+``SEGAPP_MAX_JOBS``             CPUs                          background jobs (first extraction, apply to
+                                                              all) running at once on one host in embedded
+                                                              mode; the others wait their turn
+``SEGAPP_FEATURE_MEMORY_MB``    ``1024``                      in-memory front of the feature cache, per
+                                                              process (the rest stays on disk)
 ==============================  ============================  ==========================================
 
 Examples
@@ -43,15 +49,14 @@ Examples
 (9000, True)
 >>> cfg.masked()["redis_url"]
 'redis://:***@r:6379/0'
->>> cfg.effective_visibility_timeout
-2400
+>>> cfg.effective_visibility_timeout, cfg.heartbeat_interval
+(60, 10.0)
 """
 
 from __future__ import annotations
 
 import os
 import re
-import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -68,7 +73,9 @@ ENV_VARS = {
     "result_expires": "SEGAPP_RESULT_EXPIRES", "visibility_timeout": "SEGAPP_VISIBILITY_TIMEOUT",
     "worker_concurrency": "SEGAPP_WORKER_CONCURRENCY", "worker_threads": "SEGAPP_WORKER_THREADS",
     "max_redeliveries": "SEGAPP_MAX_REDELIVERIES", "app_module": "SEGAPP_APP_MODULE",
+    "max_jobs": "SEGAPP_MAX_JOBS", "feature_memory_mb": "SEGAPP_FEATURE_MEMORY_MB",
 }
+DEFAULT_LEASE_S = 60  # default SEGAPP_VISIBILITY_TIMEOUT: a lost worker's job restarts within about a minute
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -144,6 +151,21 @@ class Settings:
     worker_threads: int | None = None
     max_redeliveries: int = 3
     app_module: str = "app"
+    max_jobs: int | None = None
+    feature_memory_mb: int = 1024
+
+    @property
+    def job_slots(self) -> int:
+        """Background jobs that may run at once on one host in embedded mode (default: one per CPU).
+
+        Examples
+        --------
+        >>> Settings(max_jobs=3).job_slots
+        3
+        """
+        if self.max_jobs:
+            return self.max_jobs
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     @property
     def distributed(self) -> bool:
@@ -163,8 +185,24 @@ class Settings:
 
     @property
     def effective_visibility_timeout(self) -> int:
-        """Seconds an unacknowledged job waits before redelivery (must exceed the longest job)."""
-        return self.visibility_timeout or self.task_time_limit + 600
+        """Seconds a job held by a worker that stopped renewing its lease waits before redelivery.
+
+        Not a limit on how long a job may run: every worker renews the leases of the
+        jobs it holds every :attr:`heartbeat_interval` seconds (see
+        :mod:`segapp.jobs.heartbeat`), so only a vanished worker's jobs expire.
+        """
+        return self.visibility_timeout or DEFAULT_LEASE_S
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between two lease renewals / worker announcements (a sixth of the lease).
+
+        Examples
+        --------
+        >>> Settings().heartbeat_interval, Settings(visibility_timeout=3).heartbeat_interval
+        (10.0, 0.5)
+        """
+        return max(0.5, self.effective_visibility_timeout / 6)
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -192,6 +230,8 @@ class Settings:
             worker_threads=_int(env, "SEGAPP_WORKER_THREADS", None),
             max_redeliveries=_int(env, "SEGAPP_MAX_REDELIVERIES", 3, minimum=0),
             app_module=(env.get("SEGAPP_APP_MODULE") or "app").strip(),
+            max_jobs=_int(env, "SEGAPP_MAX_JOBS", None),
+            feature_memory_mb=_int(env, "SEGAPP_FEATURE_MEMORY_MB", 1024, minimum=0),
         )
         if env.get("SEGAPP_SECRET_KEY"):
             kwargs["secret_key"] = env["SEGAPP_SECRET_KEY"]

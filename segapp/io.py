@@ -306,7 +306,9 @@ def read_labels(source, *, max_pixels: int | None = None, name: str | None = Non
 
     Accepts L, I;16, I, 1-bit and palette PNGs (palette *indices* are the labels) and integer
     TIFFs.  An RGB(A) image is accepted only when its colour channels are equal.  Float pixels,
-    negative values and more than one plane raise ImageReadError.
+    negative values and more than one plane raise ImageReadError.  (Ground-truth masks in the
+    forms people have — 0/255, colour-coded — are read by :func:`read_mask` and
+    :func:`segapp.metrics.interpret_mask`.)
 
     Returns
     -------
@@ -319,6 +321,35 @@ def read_labels(source, *, max_pixels: int | None = None, name: str | None = Non
     >>> read_labels(buf.getvalue()).tolist()
     [[0, 1], [2, 300]]
     """
+    arr = read_mask(source, max_pixels=max_pixels, name=name, limits=limits)
+    if arr.ndim == 3:
+        raise _fail(name or _source_name(source), "labels must be single-channel class ids; this colour image has "
+                    "differing channels (save the class ids 0..K as a grayscale or palette image)")
+    return arr
+
+
+def _source_name(source) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    fname = getattr(source, "name", None)
+    return Path(fname).name if isinstance(fname, str) else None
+
+
+def read_mask(source, *, max_pixels: int | None = None, name: str | None = None, limits=None) -> np.ndarray:
+    """Read a label image or a mask as it is: ``(H, W)`` int32 values, or ``(H, W, 3)`` int32 colours.
+
+    Like :func:`read_labels` (palette indices are values, alpha is dropped, an RGB image with
+    equal channels is one channel) but a colour-coded mask keeps its colours, for
+    :func:`segapp.metrics.interpret_mask`.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.fromarray(np.array([[[255, 0, 0], [0, 0, 0]]], np.uint8)).save(buf, "PNG")
+    >>> read_mask(buf.getvalue()).shape
+    (1, 2, 3)
+    """
     lim = _limits(limits, max_pixels)
     data, name = _read_source(source, name, lim.max_file_bytes)
     arr = _decode(data, name, lim, labels=True)
@@ -327,17 +358,15 @@ def read_labels(source, *, max_pixels: int | None = None, name: str | None = Non
     arr = arr[0]
     if arr.shape[-1] in (2, 4):  # drop alpha
         arr = arr[..., :-1]
-    if arr.shape[-1] > 1 and not (arr == arr[..., :1]).all():
-        raise _fail(name, "labels must be single-channel class ids; this colour image has differing "
-                          "channels (save the class ids 0..K as a grayscale or palette image)")
-    arr = arr[..., 0]
     if arr.dtype.kind not in "biu":
         raise _fail(name, f"labels must be integers, got {arr.dtype} pixels")
     if arr.size and arr.min() < 0:
         raise _fail(name, f"labels must be non-negative, found {int(arr.min())}")
     if arr.size and int(arr.max()) > np.iinfo(np.int32).max:
         raise _fail(name, f"label value {int(arr.max())} is too large")
-    return arr.astype(np.int32)
+    if arr.shape[-1] > 1 and not (arr == arr[..., :1]).all():
+        return arr[..., :3].astype(np.int32)
+    return arr[..., 0].astype(np.int32)
 
 
 def write_labels(target, labels, fmt: str | None = None) -> None:
@@ -481,68 +510,106 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
 
 
 _DISPLAY_BAND = 4 * 2**20  # float32 values converted at once for display (large images go in row bands)
+DISPLAY_METHODS = ("auto", "dtype", "percentile", "minmax")
 
 
-def _display_ranges(a: np.ndarray, method: str, low: float, high: float) -> list:
-    """Per-channel ``(lo, hi)`` exactly as :func:`normalize` finds them, without copying the image:
-    the same even subsample of each flattened channel, gathered directly."""
-    h, w, c = a.shape
-    size = h * w
-    idx = np.arange(0, size, max(1, size // _STAT_SAMPLES)) if size > _STAT_SAMPLES else np.arange(size)
-    rows, cols = np.divmod(idx, w)
-    return [_channel_range(a[rows, cols, ch].astype(np.float32), method, low, high) for ch in range(c)]
+def display_range(image, method: str = "auto", low: float = 0.5, high: float = 99.9) -> tuple[float, float]:
+    """The ONE intensity range ``(lo, hi)`` that maps all channels of ``image`` to 0..255 for display.
 
-
-def _display_band(band: np.ndarray, method: str, ranges) -> np.ndarray:
-    """uint8 of one row band, by :func:`normalize`'s arithmetic with the whole image's ranges."""
-    out = band.astype(np.float32)
-    if method == "dtype" and band.dtype.kind in "iu":
-        out /= np.float32(np.iinfo(band.dtype).max)
-    elif ranges is not None:
-        for c, (lo, hi) in enumerate(ranges):
-            ch = out[..., c]
-            with np.errstate(over="ignore", invalid="ignore"):
-                res = (ch - np.float32(lo)) * np.float32(1 / (hi - lo))
-            if band.dtype.kind == "f" and (np.isfinite(ch) & ~np.isfinite(res)).any():
-                res = (ch.astype(np.float64) - lo) / (hi - lo)
-            out[..., c] = res
-    np.clip(out, 0, 1, out=out)
-    out[~np.isfinite(out)] = 0.0
-    out *= 255
-    return np.rint(out, out=out).astype(np.uint8)
-
-
-def to_display_rgb(image, *, method: str = "percentile", low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    """Any image -> uint8 ``(H, W, 3)`` for display (per-channel percentile stretch by default).
-
-    One channel -> grey; two -> magenta/green; three or more -> the first three; pass
-    ``method="dtype"`` to show 8-bit images unchanged.  Large images are converted in row
-    bands (the ranges come from the whole image), so memory stays near the output's size.
+    ``"auto"``: 8-bit colour images their type's range (shown exactly as the file), colour
+    floats already in [0, 1] that range; everything else (grey images, 16-bit, floats) the
+    ``low``/``high`` percentiles of all channels' pixels together (an auto-contrast that
+    changes brightness, never hue).  ``"dtype"``: the integer type's range;
+    ``"percentile"``/``"minmax"``: over all channels together.  Never one range per channel:
+    that would change the colour balance (pink H&E shown deep red).
 
     Examples
     --------
     >>> import numpy as np
+    >>> display_range(np.zeros((1, 2, 3), np.uint8)), display_range(np.full((1, 2, 3), 0.5))
+    ((0.0, 255.0), (0.0, 1.0))
+    >>> display_range(np.array([[[100, 1000, 4000]]], np.uint16), "minmax")
+    (100.0, 4000.0)
+    >>> display_range(np.array([[20, 60, 90]], np.uint8), "minmax")   # a dim grey image: auto-contrast
+    (20.0, 90.0)
+    """
+    a = np.asarray(image)
+    if method not in DISPLAY_METHODS:
+        raise ConfigError(f"unknown display mapping {method!r}; choose one of {', '.join(DISPLAY_METHODS)}")
+    if a.dtype == bool:
+        return 0.0, 1.0
+    colour = a.ndim == 3 and a.shape[-1] >= 3
+    if method == "dtype" or (method == "auto" and colour and a.dtype == np.uint8):
+        if a.dtype.kind in "iu":
+            info = np.iinfo(a.dtype)
+            return (0.0 if a.dtype.kind == "u" else float(info.min)), float(info.max)
+        method = "auto"
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot display pixels of type {a.dtype}")
+    if method != "minmax" and not 0 <= low < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    sample = _pixel_sample(a)  # every pixel of a small image; an even subsample of a large one (no copy of it)
+    if method == "auto" and colour and a.dtype.kind == "f":
+        finite = sample[np.isfinite(sample)]
+        if finite.size and finite.min() >= 0 and finite.max() <= 1:
+            return 0.0, 1.0
+    return _channel_range(sample, "minmax" if method == "minmax" else "percentile", low, high)
+
+
+def _pixel_sample(a: np.ndarray) -> np.ndarray:
+    """float32 values of an even subsample of ``a``'s pixels (all channels of each), at most
+    ``_STAT_SAMPLES`` values; the whole image when it is that small."""
+    if a.size <= _STAT_SAMPLES:
+        return a.astype(np.float32).reshape(-1)
+    h, w = a.shape[:2]
+    c = a.size // (h * w)
+    idx = np.arange(0, h * w, -(-(h * w * c) // _STAT_SAMPLES))
+    rows, cols = np.divmod(idx, w)
+    return a[rows, cols].astype(np.float32).reshape(-1)
+
+
+def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float = 99.9) -> np.ndarray:
+    """Any image -> uint8 ``(H, W, 3)`` that looks like the file (for the canvas, thumbnails, the gallery).
+
+    All channels share ONE intensity range (:func:`display_range`): 8-bit colour images are
+    shown unchanged, grey, 16-bit and float images get one auto-contrast range.  Per-channel stretching
+    (:func:`normalize`) is what features see, not what the picture shows.  One channel ->
+    grey; two -> magenta/green; three or more -> the first three.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pink = np.array([[[230, 150, 200]]], np.uint8)       # H&E pink stays that pink
+    >>> to_display_rgb(pink).tolist()
+    [[[230, 150, 200]]]
     >>> rgb = to_display_rgb(np.linspace(0, 4000, 20, dtype=np.uint16).reshape(4, 5))
     >>> rgb.shape, rgb.dtype, int(rgb.min()), int(rgb.max())
     ((4, 5, 3), dtype('uint8'), 0, 255)
+    >>> to_display_rgb(np.array([[[1000, 500, 2000], [0, 0, 0]]], np.uint16), method="minmax").tolist()
+    [[[128, 64, 255], [0, 0, 0]]]
     """
     a = np.asarray(image)
     a = a[..., None] if a.ndim == 2 else a
     if a.ndim != 3 or a.shape[-1] == 0:
         raise ConfigError(f"expected a 2-D image or (H, W, C) array, got shape {a.shape}")
     a = a[..., :3]
-    _check_normalization(a, method, low, high)
-    stretch = method not in ("dtype", "none")
-    ranges = _display_ranges(a, method, low, high) if stretch and a.size else None
-    rows = max(1, _DISPLAY_BAND // max(1, a.shape[1] * a.shape[2]))
-    u8 = np.empty(a.shape, np.uint8)
-    for r in range(0, a.shape[0], rows):
-        u8[r:r + rows] = _display_band(a[r:r + rows], method, ranges)
+    if a.dtype == np.uint8 and (method == "dtype" or method == "auto" and a.shape[-1] == 3):
+        u8 = a
+    else:
+        lo, hi = display_range(a, method, low, high)
+        scale = np.float32(255.0 / (hi - lo))
+        u8 = np.empty(a.shape, np.uint8)
+        rows = max(1, _DISPLAY_BAND // max(1, a.shape[1] * a.shape[2]))
+        for r in range(0, a.shape[0], rows):  # row bands: no full-size float copy of a large image
+            with np.errstate(over="ignore", invalid="ignore"):
+                band = (a[r:r + rows].astype(np.float32) - np.float32(lo)) * scale
+            np.nan_to_num(band, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+            u8[r:r + rows] = np.rint(np.clip(band, 0, 255, out=band), out=band)
     if u8.shape[-1] == 1:
         return np.repeat(u8, 3, axis=-1)
     if u8.shape[-1] == 2:
         return np.ascontiguousarray(u8[..., [0, 1, 0]])
-    return u8
+    return np.ascontiguousarray(u8)
 
 
 def image_digest(array) -> str:

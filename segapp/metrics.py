@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import ImageReadError
 
-__all__ = ["confusion", "per_class_scores", "mean_iou", "evaluate", "object_f1"]
+__all__ = ["confusion", "per_class_scores", "mean_iou", "evaluate", "object_f1", "interpret_mask"]
 
 
 def _as_labels(a, what: str) -> np.ndarray:
@@ -303,3 +303,114 @@ def object_f1(pred_instances, gt_instances, iou_threshold: float = 0.5) -> dict:
     return {"tp": tp, "fp": fp, "fn": fn, "precision": float(precision), "recall": float(recall),
             "f1": float(f1), "n_pred": n_pred, "n_gt": n_gt,
             "mean_matched_iou": float(iou.mean()) if tp else None}
+
+
+# -- ground-truth masks in the forms people have ---------------------------------------------------
+def _hex(color: str) -> tuple[int, int, int]:
+    c = str(color).lstrip("#")
+    if len(c) == 3:
+        c = "".join(ch * 2 for ch in c)
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _name(c: dict) -> str:
+    return str(c.get("name") or f"class {c['id']}")
+
+
+def interpret_mask(mask, classes) -> tuple[np.ndarray, str]:
+    """A ground-truth mask as class ids (0 = not scored), from any of the forms people have.
+
+    Parameters
+    ----------
+    mask : array
+        ``(H, W)`` values or ``(H, W, 3)`` colours, as :func:`segapp.io.read_mask` returns them.
+    classes : list of dict
+        The segmentation's classes, ``{"id", "name", "color"}`` (name and colour optional), ids 1..K.
+
+    Returns
+    -------
+    labels : ndarray of int32, (H, W)
+        Class ids; 0 where the mask says nothing (not scored).
+    how : str
+        One line saying how the mask was read (shown next to the scores).
+
+    The forms, tried in this order:
+
+    1. **binary**, with two classes: exactly two values ``{0, v}`` (0/1, 0/255, 0/65535, ...) ->
+       0 is the first class (background), ``v`` the second;
+    2. **class ids**: values within ``{0} ∪ ids`` (0 = unlabelled, not scored);
+    3. **instances**, with two classes: 0 and more than two object ids -> background / objects;
+    4. **colour-coded** ``(H, W, 3)``: each colour one class's colour (nearest within a JPEG's
+       tolerance); black, unless a class is black, is unlabelled.
+
+    Anything else raises ImageReadError saying exactly what is expected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> classes = [{"id": 1, "name": "Background", "color": "#1f77b4"}, {"id": 2, "name": "Nucleus",
+    ...                                                                  "color": "#d62728"}]
+    >>> labels, how = interpret_mask(np.array([[0, 255], [255, 0]]), classes)
+    >>> labels.tolist(), how
+    ([[1, 2], [2, 1]], 'binary mask: 0 → Background, 255 → Nucleus')
+    >>> interpret_mask(np.array([[0, 1, 2]]), classes)[0].tolist()
+    [[0, 1, 2]]
+    >>> interpret_mask(np.array([[[214, 39, 40], [31, 119, 180], [0, 0, 0]]]), classes)
+    (array([[2, 1, 0]], dtype=int32), 'colour-coded mask: Background, Nucleus by their colours (black not scored)')
+    >>> interpret_mask(np.array([[0, 7, 9]]), classes + [{"id": 3}])
+    Traceback (most recent call last):
+    ...
+    segapp.errors.ImageReadError: ground truth values 0, 7, 9 are not class ids 1..3: save it with the class ids 1, 2, 3 (0 = not scored), or in the classes' colours
+    """
+    m = np.asarray(mask)
+    classes = [c for c in classes if int(c["id"]) > 0]
+    if not classes:
+        raise ImageReadError("no classes to score against: segment the image first")
+    ids = [int(c["id"]) for c in classes]
+    if m.ndim == 3:
+        return _colour_mask(m, classes)
+    if m.ndim != 2:
+        raise ImageReadError(f"a ground-truth mask must be a 2-D image, got shape {m.shape}")
+    m = m.astype(np.int64, copy=False)
+    values = np.unique(m)
+    shown = ", ".join(str(int(v)) for v in values[:6]) + (", …" if values.size > 6 else "")
+    if len(ids) == 2 and values.size == 2 and values[0] == 0:
+        labels = np.where(m == 0, ids[0], ids[1]).astype(np.int32)
+        return labels, f"binary mask: 0 → {_name(classes[0])}, {int(values[1])} → {_name(classes[1])}"
+    if set(values.tolist()) <= {0, *ids}:
+        return m.astype(np.int32), "class ids" + (" (0 not scored)" if values[0] == 0 else "")
+    if len(ids) == 2 and values[0] == 0 and values.size > 3:
+        labels = np.where(m == 0, ids[0], ids[1]).astype(np.int32)
+        return labels, (f"instance mask ({values.size - 1} objects): 0 → {_name(classes[0])}, "
+                        f"objects → {_name(classes[1])}")
+    raise ImageReadError(
+        f"ground truth values {shown} are not class ids {min(ids)}..{max(ids)}: save it with the class ids "
+        f"{', '.join(map(str, ids))} (0 = not scored)" + (", as a 0/255 binary mask" if len(ids) == 2 else "")
+        + ", or in the classes' colours")
+
+
+def _colour_mask(m: np.ndarray, classes: list[dict]) -> tuple[np.ndarray, str]:
+    """Colour-coded mask -> class ids by the nearest class colour (see :func:`interpret_mask`)."""
+    with_colour = [c for c in classes if c.get("color")]
+    if not with_colour:
+        raise ImageReadError("this mask is in colour but the classes have no colours: save it with the class ids")
+    palette = np.array([_hex(c["color"]) for c in with_colour], np.int64)
+    ids = np.array([int(c["id"]) for c in with_colour], np.int32)
+    black_is_class = bool((palette == 0).all(1).any())
+    colours, inverse = np.unique(m.reshape(-1, 3).astype(np.int64), axis=0, return_inverse=True)
+    dist = np.abs(colours[:, None, :] - palette[None, :, :]).max(-1)   # (n colours, n classes), 0..255
+    nearest, gap = dist.argmin(1), dist.min(1)
+    value = ids[nearest]
+    black = (colours == 0).all(1)
+    if not black_is_class:
+        value[black] = 0
+    bad = (gap > 48) & ~(black & ~black_is_class)
+    if bad.any():
+        listed = ", ".join("#%02x%02x%02x" % tuple(int(x) for x in colours[i]) for i in np.flatnonzero(bad)[:3])
+        known = ", ".join(f"{_name(c)} {c['color']}" for c in with_colour)
+        raise ImageReadError(f"colours {listed} in the mask are none of the classes' colours ({known}); "
+                             "save the ground truth in those colours or as class ids")
+    labels = value[inverse.reshape(-1)].reshape(m.shape[:2]).astype(np.int32)
+    note = " (black not scored)" if black.any() and not black_is_class else ""
+    names = ", ".join(_name(c) for c in with_colour if int(c["id"]) in set(labels.ravel().tolist()))
+    return labels, f"colour-coded mask: {names} by their colours{note}"

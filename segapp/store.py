@@ -10,6 +10,12 @@ Everything a session owns lives under its own unguessable session id; keys are
 Values are bytes; helpers store JSON documents and NumPy arrays (``.npy``
 bytes, never pickles).
 
+State that several processes (gunicorn workers, Celery workers, hosts) share
+uses primitives that cross processes: :meth:`Store.incr` (Redis ``INCR`` / a
+file-locked counter), :meth:`Store.lock` (redis-py's ``Lock`` with a renewed
+lease / the ``filelock`` package) and :meth:`Store.put_if_newer` (a versioned
+write that never replaces a newer version with an older one).
+
 Examples
 --------
 >>> import tempfile, numpy as np
@@ -22,6 +28,15 @@ Examples
 ['a1']
 >>> store.get_array(new_session_id(), "image", "a1") is None
 True
+>>> store.incr(sid, "annot-rev"), store.incr(sid, "annot-rev"), store.counter(sid, "annot-rev")
+(1, 2, 2)
+>>> store.put_if_newer(sid, "state", "model", 2, b"v2"), store.put_if_newer(sid, "state", "model", 1, b"v1")
+(True, False)
+>>> store.get(sid, "state", "model")
+b'v2'
+>>> with store.lock(sid, "train"):
+...     store.lock(sid, "train").acquire(timeout=0)
+False
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +65,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 class StoreUnavailableError(SegappError):
     """The session store (Redis) cannot be reached; the message says where and what to do."""
+
+
+class LockTimeout(SegappError):
+    """A session lock was not acquired within the time asked for."""
 
 
 def new_session_id() -> str:
@@ -132,6 +152,11 @@ def _check(session: str, kind: str, item: str | None = None) -> None:
         raise KeyError(f"invalid item id {item!r}")
 
 
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("."):
+        raise KeyError(f"invalid name {name!r}")
+
+
 class Store:
     """Interface shared by the backends; subclasses implement the byte operations."""
 
@@ -161,6 +186,39 @@ class Store:
 
     def session_secret(self) -> bytes:
         """A random 32-byte key kept by the store, created on first use (signs session ids)."""
+        raise NotImplementedError
+
+    # -- cross-process primitives -----------------------------------------------
+    def incr(self, session: str, name: str) -> int:
+        """Atomically add one to the session's counter ``name``; returns the new value (first: 1)."""
+        raise NotImplementedError
+
+    def counter(self, session: str, name: str) -> int:
+        """Current value of the counter ``name`` (0 when never incremented)."""
+        raise NotImplementedError
+
+    def put_if_newer(self, session: str, kind: str, item: str, version: int, data: bytes) -> bool:
+        """Write ``data`` only if ``version`` is above the version last written there; True if written.
+
+        An older writer that finishes late can never replace a newer value
+        (model versions never go backwards).
+        """
+        raise NotImplementedError
+
+    def lock(self, session: str, name: str, *, lease: float = 30.0, wait: float | None = None) -> "SessionLock":
+        """A lock shared by every process using this store (not acquired yet; use ``with`` or ``acquire``).
+
+        ``lease``: seconds after which the lock of a process that died is free again
+        (Redis; a live holder renews it).  File locks die with their process.
+        ``wait``: most seconds ``with`` waits before raising :class:`LockTimeout` (None: no limit).
+        """
+        raise NotImplementedError
+
+    def semaphore(self, name: str, slots: int, *, wait: float | None = None, lease: float = 60.0) -> "Semaphore":
+        """At most ``slots`` holders at once, over every process using this store (``with`` waits its turn)."""
+        return Semaphore([self._slot_lock(name, i, lease) for i in range(max(1, int(slots)))], wait)
+
+    def _slot_lock(self, name: str, i: int, lease: float) -> "SessionLock":
         raise NotImplementedError
 
     # -- typed helpers ----------------------------------------------------------
@@ -204,11 +262,7 @@ class LocalStore(Store):
         return p / item if item is not None else p
 
     def put(self, session, kind, item, data):
-        path = self._path(session, kind, item)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{item}.{secrets.token_hex(4)}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # atomic: readers never see half a file
+        _write_atomic(self._path(session, kind, item), data)
         os.utime(self.root / session)
 
     def get(self, session, kind, item):
@@ -268,6 +322,57 @@ class LocalStore(Store):
             time.sleep(0.01)
         raise StoreUnavailableError(f"the session key {path} is damaged; delete it (sessions restart)")
 
+    def _meta_path(self, session, what: str, name: str) -> Path:
+        _check(session, "x", name)
+        return self.root / session / f".{what}" / name
+
+    def _file_lock(self, session, name: str, timeout: float = -1):
+        from filelock import FileLock
+
+        path = self._meta_path(session, "locks", name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path), timeout=timeout)
+
+    def incr(self, session, name):
+        path = self._meta_path(session, "counters", name)
+        with self._file_lock(session, f"counter-{name}"):
+            value = self.counter(session, name) + 1
+            _write_atomic(path, str(value).encode())
+        os.utime(self.root / session)
+        return value
+
+    def counter(self, session, name):
+        try:
+            return int(self._meta_path(session, "counters", name).read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def put_if_newer(self, session, kind, item, version, data):
+        self._path(session, kind, item)  # validates the names
+        ver = self._meta_path(session, "versions", f"{kind}.{item}")
+        with self._file_lock(session, f"version-{kind}.{item}"):
+            try:
+                current = int(ver.read_text())
+            except (FileNotFoundError, ValueError):
+                current = None
+            if current is not None and int(version) <= current:
+                return False
+            self.put(session, kind, item, data)
+            _write_atomic(ver, str(int(version)).encode())
+        return True
+
+    def lock(self, session, name, *, lease=30.0, wait=None):
+        _check(session, "x", name)
+        return SessionLock(_FileLockBackend(self, session, name), wait)
+
+    def _slot_lock(self, name, i, lease):
+        from filelock import FileLock
+
+        _check_name(name)
+        path = self.root / ".slots" / f"{name}-{i}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SessionLock(_FileLockBackend(None, None, None, lock=FileLock(str(path))))
+
     def purge_expired(self, now: float | None = None) -> int:
         """Remove sessions idle for longer than ``ttl``; returns how many."""
         now = time.time() if now is None else now
@@ -277,6 +382,122 @@ class LocalStore(Store):
                 shutil.rmtree(d, ignore_errors=True)
                 n += 1
         return n
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # atomic: readers never see half a file
+
+
+class SessionLock:
+    """A lock over processes and hosts: ``with lock:`` waits; ``lock.acquire(timeout=0)`` tries once.
+
+    Returned by :meth:`Store.lock`.  Raises :class:`LockTimeout` when ``with``
+    cannot acquire it within ``wait`` seconds (default: wait as long as it takes).
+    """
+
+    def __init__(self, backend, wait: float | None = None):
+        self._backend, self.wait = backend, wait
+        self.held = False
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """True once acquired; False if ``timeout`` seconds passed first (None: wait forever)."""
+        self.held = self._backend.acquire(timeout)
+        return self.held
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._backend.release()
+
+    def __enter__(self):
+        if not self.acquire(self.wait):
+            raise LockTimeout(f"another job of this session is still running (waited {self.wait:g} s)")
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Semaphore:
+    """``slots`` locks; ``with sem:`` holds the first free one (waiting at most ``wait`` s, then LockTimeout)."""
+
+    def __init__(self, locks: list, wait: float | None = None):
+        self.locks, self.wait, self.held = locks, wait, None
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for lock in self.locks:
+                if lock.acquire(timeout=0):
+                    self.held = lock
+                    return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.release()
+            self.held = None
+
+    def __enter__(self):
+        if not self.acquire(self.wait):
+            raise LockTimeout(f"all {len(self.locks)} job slots stayed busy for {self.wait:g} s; try again later")
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class _FileLockBackend:
+    def __init__(self, store: "LocalStore | None", session: str | None, name: str | None, lock=None):
+        self._lock = lock if lock is not None else store._file_lock(session, f"lock-{name}")
+
+    def acquire(self, timeout):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+            return True
+        except Timeout:
+            return False
+
+    def release(self):
+        self._lock.release()
+
+
+class _RedisLockBackend:
+    """redis-py ``Lock`` whose lease a daemon thread renews while it is held."""
+
+    def __init__(self, store: "RedisStore", key: str, lease: float):
+        self._store, self._lease = store, float(lease)
+        self._lock = store.client.lock(key, timeout=self._lease, sleep=0.05, thread_local=False)
+        self._stop = threading.Event()
+
+    def acquire(self, timeout):
+        ok = self._store._guard(lambda: self._lock.acquire(blocking=timeout is None or timeout > 0,
+                                                           blocking_timeout=timeout))
+        if ok:
+            self._stop.clear()
+            threading.Thread(target=self._renew, name="segapp-lock-lease", daemon=True).start()
+        return bool(ok)
+
+    def _renew(self):
+        while not self._stop.wait(self._lease / 3):
+            try:
+                self._lock.reacquire()
+            except Exception:  # lost (expired) or Redis away: the holder finds out on release
+                return
+
+    def release(self):
+        self._stop.set()
+        try:
+            self._lock.release()
+        except Exception:  # the lease expired meanwhile (another holder may have it): nothing to undo
+            pass
 
 
 class RedisStore(Store):
@@ -316,6 +537,7 @@ class RedisStore(Store):
         self.chunk_bytes = int(chunk_bytes)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._refresh = self.client.register_script(_REFRESH_LUA)
+        self._put_newer = self.client.register_script(_PUT_NEWER_LUA)
 
     # -- key layout: '#' never occurs in a validated kind or item, so internal keys cannot collide
     def _base(self, session) -> str:
@@ -464,6 +686,50 @@ class RedisStore(Store):
             raise StoreUnavailableError(f"the session key in Redis ({key}) is damaged; delete it (sessions restart)")
         return value
 
+    # -- cross-process primitives ('#' never occurs in validated names: no collisions) ---------
+    def _counter_key(self, session, name) -> str:
+        _check(session, "x", name)
+        return f"{self._base(session)}:#counter:{name}"
+
+    def incr(self, session, name):
+        key, reg, ttl = self._counter_key(session, name), self._registry(session), self._ttl_ms
+
+        def run():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.pexpire(key, ttl)
+            pipe.sadd(reg, key)
+            pipe.pexpire(reg, ttl)
+            return int(pipe.execute()[0])
+
+        value = self._guard(run)
+        self._guard(self._touch, session)
+        return value
+
+    def counter(self, session, name):
+        raw = self._guard(self.client.get, self._counter_key(session, name))
+        return int(raw or 0)
+
+    def put_if_newer(self, session, kind, item, version, data):
+        data = bytes(data)
+        if len(data) > self.chunk_bytes:
+            raise ValueError("put_if_newer stores small documents only")
+        key = self._key(session, kind, item)
+        keys = [key, key + "#version", self._index(session, kind), self._registry(session)]
+        args = [int(version), b"\x00" + data, self._ttl_ms, item, time.time()]
+        done = self._guard(self._put_newer, keys, args)
+        if done:
+            self._guard(self._touch, session)
+        return bool(done)
+
+    def lock(self, session, name, *, lease=30.0, wait=None):
+        _check(session, "x", name)
+        return SessionLock(_RedisLockBackend(self, f"{self._base(session)}:#lock:{name}", lease), wait)
+
+    def _slot_lock(self, name, i, lease):
+        _check_name(name)
+        return SessionLock(_RedisLockBackend(self, f"{self.prefix}:#slots:{name}:{i}", lease))
+
 
 # Refresh the expiry of every key listed in the registry set KEYS[1]; forget keys that are gone.
 _REFRESH_LUA = """
@@ -472,6 +738,23 @@ for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('PEXPIRE', k, ttl) == 0 then redis.call('SREM', KEYS[1], k) end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+
+# Versioned write: KEYS = value, its version, the kind's index, the session registry;
+# ARGV = version, value, ttl ms, item, time.  Writes (and returns 1) only above the stored version.
+_PUT_NEWER_LUA = """
+local current = tonumber(redis.call('GET', KEYS[2]) or '-1')
+local version = tonumber(ARGV[1])
+if version <= current then return 0 end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('SADD', KEYS[4], KEYS[1], KEYS[2], KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ttl)
+redis.call('PEXPIRE', KEYS[4], ttl)
 return 1
 """
 

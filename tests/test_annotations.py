@@ -1,4 +1,5 @@
 """Plotly shapes -> label image: pixel-exact rules, errors, relayout edits."""
+import json
 import time
 
 import numpy as np
@@ -199,3 +200,45 @@ def test_apply_relayout():
     assert apply_relayout(old, {"shapes": []}) == []
     with pytest.raises(AnnotationError, match="shape 5"):
         apply_relayout(old, {"shapes[5].x0": 1})
+
+
+# -- annotations as files: label image <-> exact shapes, the JSON document ------------------------------
+from segapp.annotation_files import (annotations_document, labels_from_annotations, labels_to_shapes,  # noqa: E402
+                                     read_annotations)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_label_images_become_shapes_that_paint_exactly_them(seed):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 30, 2)
+    lab = rng.integers(0, 4, (h, w)).astype(np.uint8)
+    if seed % 3 == 0:
+        lab[lab == 0] = 2  # dense: the most common class becomes one rectangle underneath
+    if seed % 4 == 1:
+        lab = np.kron(lab, np.ones((3, 3), np.uint8))  # blobs with holes and diagonal touches
+    shapes = labels_to_shapes(lab, max_shapes=10 ** 6)
+    assert (shapes_to_labels(shapes, lab.shape) == lab).all()
+
+
+def test_too_many_regions_are_refused_with_the_way_out():
+    lab = np.zeros((40, 40), np.uint8)
+    lab[::2, ::2] = 1  # 400 separate dots
+    with pytest.raises(AnnotationError, match="segapp train --labels"):
+        labels_to_shapes(lab, max_shapes=100)
+
+
+def test_annotations_json_round_trip_and_refusals():
+    shapes = [path("M2,2L20,2", 1, 3), path("M10,10L12,14", 2, 5)]
+    doc = annotations_document([{**s, "editable": True, "line": {"color": "red"}} for s in shapes],
+                               [{"id": 1, "name": "bg", "color": "#112233"}], name="a.png", shape_hw=(16, 24))
+    assert doc["shapes"] == shapes and doc["image"] == {"name": "a.png", "width": 24, "height": 16, "plane": 0}
+    data = json.dumps(doc).encode()
+    labels, classes = labels_from_annotations(data, (16, 24))
+    assert (labels == shapes_to_labels(shapes, (16, 24))).all() and classes[0]["name"] == "bg"
+    with pytest.raises(AnnotationError, match="made for a 24×16 image"):
+        labels_from_annotations(data, (20, 20))
+    for bad, match in ((b"not json", "not a JSON"), (b'{"format": "x"}', "not a segapp annotations"),
+                       (json.dumps({**doc, "version": 99}).encode(), "version 99"),
+                       (json.dumps({**doc, "shapes": [{"type": "path", "path": "M0,0L1,1"}]}).encode(), "no class")):
+        with pytest.raises(AnnotationError, match=match):
+            read_annotations(bad, name="f.json")

@@ -88,3 +88,34 @@ def test_features_list_and_config():
     assert "vgg16" in r.stdout
     r = run("config")
     assert r.returncode == 0 and "embedded" in r.stdout and "secret_key" in r.stdout and "***" in r.stdout
+
+
+def test_evaluate_reads_an_ordinary_0_255_mask_and_train_reads_annotations_json(coins_files, tmp_path):
+    d = coins_files
+    gt = np.array(Image.open(d / "gt.png"))
+    Image.fromarray(np.where(gt == 2, 255, 0).astype(np.uint8)).save(tmp_path / "mask255.png")
+    r = run("evaluate", "--pred", d / "gt.png", "--gt", tmp_path / "mask255.png")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads(r.stdout)
+    assert scores["miou"] == 1.0 and sorted(scores["per_class"]) == ["1", "2"]  # no "class 255", not 0 %
+    assert scores["gt_read_as"].startswith("binary mask: 0 → class 1, 255 → class 2")
+
+    from segapp.annotation_files import annotations_document, labels_to_shapes
+
+    lab = np.array(Image.open(d / "labels.png"))
+    doc = annotations_document(labels_to_shapes(lab), [{"id": 1, "name": "Table", "color": "#112233"},
+                                                       {"id": 2, "name": "Coin", "color": "#ffcc00"}],
+                               name="coins.png", shape_hw=lab.shape)
+    (tmp_path / "coins_annotations.json").write_text(json.dumps(doc))
+    r = run("train", "--image", d / "coins.png", "--labels", tmp_path / "coins_annotations.json",
+            "--out", tmp_path / "m.segapp", "--trees", 10)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n_pixels"] == int((lab > 0).sum())  # exactly the painted pixels
+    from segapp.segmenter import Segmenter
+
+    assert [c["name"] for c in Segmenter.load(tmp_path / "m.segapp").classes] == ["Table", "Coin"]
+    small = annotations_document([], [], name="x.png", shape_hw=(10, 10))
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    r = run("train", "--image", d / "coins.png", "--labels", tmp_path / "small.json", "--out", tmp_path / "n")
+    assert r.returncode == 2 and r.stderr.strip() == ("segapp: error: small.json was made for a 10×10 image (x.png); "
+                                                      "this image is 384×303")

@@ -12,7 +12,7 @@ from segapp.store import new_session_id, store_for
 # Dash keeps a process-wide list of background callbacks; every app the tests build adds its own copies,
 # which Celery reports as duplicate task names when a CeleryManager registers them. Harmless here.
 pytestmark = [pytest.mark.redis, pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")]
-FAST_REDELIVERY = {"SEGAPP_VISIBILITY_TIMEOUT": "5"}  # production default: time limit + 10 min
+SHORT_LEASE = {"SEGAPP_VISIBILITY_TIMEOUT": "3"}  # production default: 60 s, renewed every 10 s
 
 
 def _wait(app, task_id, pred, timeout=120.0, what="condition"):
@@ -29,27 +29,41 @@ def _wait(app, task_id, pred, timeout=120.0, what="condition"):
     pytest.fail(f"timed out waiting for {what}; last status {st}")
 
 
-def test_killed_worker_job_is_redelivered_to_a_second_worker(celery_workers, jobs_settings):
+def test_a_live_job_outlives_its_lease_and_a_killed_workers_job_moves_on(celery_workers, jobs_settings):
+    """The visibility timeout is a lease: live workers renew it, a killed worker's jobs go elsewhere."""
+    from segapp.jobs import heartbeat
     from segapp.jobs.celery_app import make_celery
 
     app = make_celery(jobs_settings)
     store, sid = store_for(jobs_settings), new_session_id()
     store.put_json(sid, "annot", "img_0", {"shapes": [{"type": "path", "path": "M0,0L5,5"}]})
     store.put_array(sid, "labels", "img_0", np.eye(5, dtype=np.uint8))
+    a, b = celery_workers("lease-a", env=SHORT_LEASE), celery_workers("lease-b", env=SHORT_LEASE)
+    live = heartbeat.live_workers(app.backend.client)
+    assert {a.hostname, b.hostname} <= set(live)
+    assert live[a.hostname]["direct"] == heartbeat.direct_queue(a.hostname)
 
-    first = celery_workers("first", env=FAST_REDELIVERY)
+    # 1. a job more than twice as long as the lease, with an idle second worker: it runs once
+    r = app.send_task("segapp.probe", kwargs={"seconds": 7.0, "steps": 14})
+    holder = _wait(app, r.id, lambda s: s["state"] == "running", what="the long job to start")["worker"]
+    final = _wait(app, r.id, lambda s: s["state"] == "done", what="the long job to finish")
+    assert final["result"]["worker"] == holder and final["result"]["attempt"] == 1 and not final["retried"]
+    # every execution counts itself when it starts: a copy redelivered after 3 s would have counted by now
+    assert int(app.backend.client.get(f"segapp:job:{r.id}:attempts")) == 1
+
+    # 2. kill -9 the worker holding a job: the other worker finishes it once the lease runs out
     r = app.send_task("segapp.probe", kwargs={"seconds": 2.5, "steps": 10})
     st = _wait(app, r.id, lambda s: s["state"] == "running", what="the job to start")
-    assert st["worker"] == first.hostname and st["attempt"] == 1
-    first.kill()  # kill -9 the whole worker mid-job: nobody acknowledges the message
-
-    second = celery_workers("second", env=FAST_REDELIVERY)
+    victim, survivor = (a, b) if st["worker"] == a.hostname else (b, a)
+    assert st["attempt"] == 1
+    victim.kill()  # main and pool processes: nobody acknowledges the message or renews its lease
     final = _wait(app, r.id, lambda s: s["state"] == "done", what="the redelivered job to finish")
-    assert final["result"]["worker"] == second.hostname
+    assert final["result"]["worker"] == survivor.hostname
     assert final["result"]["attempt"] == 2 and final["retried"] is True
-    # the session's annotations are untouched by the lost job
+    # the session's annotations are untouched by the lost job; the dead worker drops out of the registry
     assert store.get_json(sid, "annot", "img_0")["shapes"][0]["path"] == "M0,0L5,5"
     assert (store.get_array(sid, "labels", "img_0") == np.eye(5)).all()
+    assert victim.hostname not in heartbeat.live_workers(app.backend.client)
     store.drop_session(sid)
 
 
@@ -58,7 +72,7 @@ def test_killed_pool_process_job_is_requeued_at_once(celery_workers, jobs_settin
     from segapp.jobs.celery_app import make_celery
 
     app = make_celery(jobs_settings)
-    w = celery_workers("pool")  # default visibility timeout: redelivery here cannot come from the timeout
+    w = celery_workers("pool")  # default 60 s lease: redelivery here cannot come from its expiry
     r = app.send_task("segapp.probe", kwargs={"seconds": 2.0, "steps": 10})
     st = _wait(app, r.id, lambda s: s["state"] == "running" and s.get("pid"), what="the job to start")
     os.kill(st["pid"], signal.SIGKILL)

@@ -29,7 +29,12 @@ def test_celery_config_is_reliable_by_default():
     assert c["broker_url"] == c["result_backend"] == "redis://r:6379/0"
     assert c["task_acks_late"] and c["task_reject_on_worker_lost"] and c["worker_prefetch_multiplier"] == 1
     assert (c["task_time_limit"], c["task_soft_time_limit"], c["result_expires"]) == (600, 570, 3600)
-    assert c["broker_transport_options"]["visibility_timeout"] > c["task_time_limit"]  # no duplicate runs
+    transport = c["broker_transport_options"]
+    # the visibility timeout is a lease renewed by live workers: short (a lost worker's job restarts within
+    # about a minute) and independent of the time limit; renewals come several times per lease
+    assert transport["visibility_timeout"] == 60 < c["task_time_limit"] and s.heartbeat_interval <= 60 / 5
+    assert transport["unacked_restore_interval"] <= 5 and transport["unacked_restore_throttle"] == 1
+    assert c["worker_cancel_long_running_tasks_on_connection_loss"]  # a partitioned worker does not run on
     assert c["task_default_queue"] == "default" and c["accept_content"] == ["json"]
     assert "segapp.jobs.tasks" in c["imports"]
     quick = celery_config(Settings(redis_url="redis://r/0", visibility_timeout=5))["broker_transport_options"]
@@ -38,24 +43,34 @@ def test_celery_config_is_reliable_by_default():
 
 def test_one_shared_app_with_the_tasks_registered():
     import segapp.jobs.tasks  # noqa: F401
+    import segapp.ui.remote  # noqa: F401
 
     assert make_celery(Settings(redis_url="redis://127.0.0.1:1/0")) is app
-    assert {"segapp.predict", "segapp.extract_features", "segapp.train", "segapp.probe"} <= set(app.tasks)
+    assert {"segapp.predict", "segapp.probe", "segapp.session_refresh"} <= set(app.tasks)
     assert app.tasks["segapp.predict"].acks_late
+    assert not app.tasks["segapp.session_refresh"].acks_late  # its caller waits for it and handles a loss
 
 
-def test_routing_follows_the_gpu_workers():
+def test_routing_follows_the_gpu_workers_and_the_sessions_features(tmp_path):
+    from segapp.store import LocalStore, new_session_id
+
+    store, sid = LocalStore(tmp_path), new_session_id()
     try:
         routing.set_active_queues({"cpu@a": {"default"}})
         assert routing.queue_for("features") == "default"
-        route = app.amqp.router.route({}, "segapp.extract_features", (), {})
-        assert route["queue"].name == "default"
+        assert routing.session_queue(store, sid) == "default"  # nobody holds its features yet
+        routing.remember_features(store, sid, "cpu@a")
+        assert routing.session_queue(store, sid) == "segapp.node.cpu@a"  # stays where its features are
         routing.set_active_queues({"cpu@a": {"default"}, "gpu@b": {"gpu", "default"}})
         assert routing.queue_for("features") == "gpu" and routing.queue_for("predict", deep=False) == "default"
-        assert app.amqp.router.route({}, "segapp.extract_features", (), {})["queue"].name == "gpu"
-        assert app.amqp.router.route({"queue": "default"}, "segapp.extract_features", (), {})["queue"].name == \
-            "default"  # explicit choice wins
         assert routing.workers_for("gpu") == ["gpu@b"]
+        # a GPU worker appeared: extraction moves there; work on what cpu@a holds stays on cpu@a
+        assert routing.session_queue(store, sid) == "gpu"
+        assert routing.session_queue(store, sid, kind="predict", deep=False) == "segapp.node.cpu@a"
+        routing.remember_features(store, sid, "gpu@b")
+        assert routing.session_queue(store, sid) == "segapp.node.gpu@b"
+        routing.set_active_queues({"cpu@a": {"default"}})  # the GPU worker is gone
+        assert routing.session_queue(store, sid) == "default" and routing.direct_queue_of("gpu@b") is None
     finally:
         routing.clear_cache()
 
@@ -169,3 +184,55 @@ def test_health_check_reports_unhealthy_in_one_line(capsys):
         del os.environ["REDIS_URL"]
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all(line.startswith("unhealthy: ") for line in out)
+
+
+@pytest.mark.redis
+def test_heartbeat_renews_leases_announces_and_rescues_a_vanished_workers_queue(redis_server):
+    from segapp.jobs.heartbeat import WORKERS_KEY, Heartbeat, direct_queue, live_workers
+
+    client = redis_server.client()
+    client.delete("unacked_index-test", "default", direct_queue("gone@b"), WORKERS_KEY)
+    client.zadd("unacked_index-test", {"held": 100.0, "other": 100.0})
+    beat = Heartbeat(client, "live@a", {"queues": ["default"], "direct": direct_queue("live@a")}, interval=1.0,
+                     index_key="unacked_index-test", tags=lambda: ["held", "acked-meanwhile"])
+    gone = Heartbeat(client, "gone@b", {"queues": ["gpu"], "direct": direct_queue("gone@b")}, interval=1.0,
+                     index_key="unacked_index-test", tags=lambda: [])
+    gone.beat(now=1000.0)
+    client.lpush(direct_queue("gone@b"), b"job-1", b"job-2")  # sent to gone@b while it was dying
+    client.lpush(direct_queue("gone@b") + "\x06\x166", b"background-job")  # priority 6 has its own list
+    assert set(live_workers(client, now=1001.0)) == {"gone@b"}
+    assert beat.beat(now=1004.0) == 1  # only the lease it holds that still exists is renewed...
+    assert client.zscore("unacked_index-test", "held") == 1004.0
+    assert client.zscore("unacked_index-test", "other") == 100.0  # ...others' leases run out
+    assert client.zscore("unacked_index-test", "acked-meanwhile") is None  # never re-created (XX)
+    assert set(live_workers(client, now=1004.5)) == {"live@a"}  # gone@b's announcement expired at 1003
+    assert client.lrange("default", 0, -1) == [b"job-2", b"job-1"]  # oldest first again on the default queue
+    assert client.lrange("default\x06\x166", 0, -1) == [b"background-job"]  # same priority there
+    assert client.llen(direct_queue("gone@b")) == 0
+    beat.stop(forget=True)  # a clean shutdown ends the announcement at once
+    assert "live@a" not in live_workers(client)
+    client.delete("unacked_index-test", "default", "default\x06\x166", WORKERS_KEY)
+
+
+def test_embedded_background_jobs_do_not_keep_the_servers_connections_open(tmp_path):
+    """A job forked from the web process closes inherited sockets (else keep-alive requests hang)."""
+    import os
+    import socket
+
+    from segapp.jobs.manager import make_background_manager
+
+    make_background_manager(Settings(cache_dir=tmp_path))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    pid = os.fork()
+    if pid == 0:  # the "job": the listening socket must be gone
+        try:
+            os.fstat(server.fileno())
+            os._exit(1)
+        except OSError:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    os.fstat(server.fileno())  # still open in the server itself
+    server.close()

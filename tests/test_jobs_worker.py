@@ -12,7 +12,7 @@ from skimage import data
 from segapp import io
 from segapp.errors import SegappError
 from segapp.segmenter import Segmenter
-from segapp.store import new_item_id, new_session_id, store_for
+from segapp.store import new_session_id
 
 # Dash keeps a process-wide list of background callbacks; every app the tests build adds its own copies,
 # which Celery reports as duplicate task names when a CeleryManager registers them. Harmless here.
@@ -122,6 +122,19 @@ def test_progress_is_reported_and_the_job_knows_where_it_ran(worker, jobs_settin
     assert final["result"]["attempt"] == 1 and final["retried"] is False
 
 
+def test_interactive_jobs_go_before_background_and_batch_jobs(worker, jobs_settings):
+    from segapp.jobs.celery_app import PRIORITY_BACKGROUND, PRIORITY_BATCH, PRIORITY_INTERACTIVE, make_celery
+
+    app = make_celery(jobs_settings)
+    busy = app.send_task("segapp.probe", kwargs={"seconds": 1.5, "steps": 3})  # the worker's only process
+    _wait(busy.id, app, until=("running",))
+    order = [("batch", PRIORITY_BATCH), ("background", PRIORITY_BACKGROUND), ("stroke", PRIORITY_INTERACTIVE)]
+    jobs = {name: app.send_task("segapp.probe", kwargs={"seconds": 0}, priority=p) for name, p in order}
+    done = {name: _wait(r.id, app)[0] for name, r in jobs.items()}
+    started = sorted(done, key=lambda name: app.backend.get_task_meta(jobs[name].id)["date_done"])
+    assert started == ["stroke", "background", "batch"]  # sent last, taken first
+
+
 def test_a_job_past_its_time_limit_fails_with_a_clear_message(worker, jobs_settings):
     from segapp.jobs.celery_app import make_celery
 
@@ -137,76 +150,69 @@ def test_a_job_past_its_time_limit_fails_with_a_clear_message(worker, jobs_setti
     assert _wait(r2.id, app)[0]["state"] == "done"
 
 
-def test_feature_extraction_goes_to_the_gpu_queue_and_lands_in_the_shared_cache(worker, jobs_settings):
+def _stroke(class_id, path):
+    from segapp.annotations import shape_name
+
+    return {"type": "path", "path": path, "name": shape_name(class_id, 3), "line": {"width": 3}}
+
+
+def _paint(sess, k, shapes):
+    from segapp.annotations import shapes_to_labels
+
+    sess.set_shapes(k, shapes, shapes_to_labels(shapes, sess.meta(k.rpartition("_")[0])["shape"][1:3]))
+
+
+def _painted_session(store, sid, img):
+    from segapp.ui.session import Session, key
+
+    sess = Session(store, sid)
+    iid = sess.add_image("coins.png", img[None, :, :, None], thumbnail=b"png")
+    _paint(sess, key(iid, 0), [_stroke(1, "M4,5L116,5"), _stroke(2, "M20,68L40,68")])
+    return sess, key(iid, 0)
+
+
+def test_session_work_runs_where_its_features_are_with_separate_caches(worker, jobs_settings, tmp_path):
+    """Web process and worker share Redis only: the features stay on the worker, the result travels."""
+    from dataclasses import replace
+
     from segapp.jobs import routing
     from segapp.jobs.celery_app import make_celery
-    from segapp.ui.pipeline import DiskFeatureCache, StrictCache
+    from segapp.jobs.client import wait_for
+    from segapp.ui import make_services
+    from segapp.ui.pipeline import FeaturesMissing
+    from segapp.ui.remote import TASK, job_queue, quick_refresh
 
-    app = make_celery(jobs_settings)
     routing.clear_cache()
-    assert routing.queue_for("features", app=app) == "gpu"  # found by inspecting the running workers
-    assert routing.queue_for("predict", deep=False, app=app) == "default"
-    store, sid, iid = store_for(jobs_settings), new_session_id(), new_item_id()
-    img = data.camera()[::8, ::8]
-    store.put_array(sid, "image", iid, img[None, :, :, None])
-    r = app.send_task("segapp.extract_features", args=(sid, iid), kwargs={
-        "features": "classical", "feature_params": {"sigmas": [1.0, 2.0]}})
-    final, _ = _wait(r.id, app)
-    assert final["state"] == "done", final["error"]
-    assert final["result"]["queue"] == "gpu" and final["result"]["device"] == "cpu"
-    # the web process finds the worker's features without computing them
-    seg = Segmenter(features="classical", feature_params={"sigmas": [1.0, 2.0]},
-                    cache=StrictCache(DiskFeatureCache(Path(jobs_settings.cache_dir) / "features")))
-    assert list(seg.features(img[:, :, None]).shape) == final["result"]["shape"]
-    store.drop_session(sid)
-
-
-def test_training_and_prediction_jobs_on_a_web_session(worker, jobs_settings):
-    from segapp.jobs.celery_app import make_celery
-
+    web = make_services(replace(jobs_settings, cache_dir=tmp_path / "web-cache"))  # not the worker's cache
     app = make_celery(jobs_settings)
-    store, sid = store_for(jobs_settings), new_session_id()
     img = data.coins()[:96, :120]
-    lab = _labels(img)
-    store.put_array(sid, "image", "img1", img[None, :, :, None])
-    store.put_array(sid, "labels", "img1_0", lab)
-    r = app.send_task("segapp.train", args=(sid, [{"image": "img1", "plane": 0, "labels": "img1_0"}]),
-                      kwargs={"segmenter": SEG_KW, "out_model": "v1"})
-    final, _ = _wait(r.id, app)
-    assert final["state"] == "done", final["error"]
-    assert [c["id"] for c in final["result"]["classes"]] == [1, 2] and store.get(sid, "model", "v1")
-    r = app.send_task("segapp.predict", args=(sid, "v1", "img1"),
-                      kwargs={"source": "image", "proba": True, "out": "img1_0", "cache_features": True})
-    final, _ = _wait(r.id, app)
-    assert final["state"] == "done", final["error"]
-    local = Segmenter(**SEG_KW).fit(img, lab)
-    np.testing.assert_array_equal(store.get_array(sid, "batch-labels", "img1_0"), local.predict(img))
-    assert store.get_array(sid, "batch-proba", "img1_0").shape == img.shape + (2,)
-    np.testing.assert_array_equal(store.get_array(sid, "labels", "img1_0"), lab)  # annotations untouched
-    store.drop_session(sid)
+    sess, k = _painted_session(web.store, new_session_id(), img)
+    with pytest.raises(FeaturesMissing):  # nobody holds this session's features yet
+        quick_refresh(web, sess, k, retrain=True)
+    queue = job_queue(web, sess.sid)
+    assert queue == "gpu"  # first extraction: to the GPU worker (the test worker consumes gpu)
+    # what the web app's background extraction does there: compute, train, predict, remember the worker
+    first = wait_for(app.send_task(TASK, args=(sess.sid, k), kwargs={"retrain": True, "strict": False},
+                                   queue=queue).id, app, timeout=120)
+    assert first["trained"] and first["worker"] == worker.hostname
+    assert routing.features_worker(web.store, sess.sid) == worker.hostname
+    assert job_queue(web, sess.sid) == f"segapp.node.{worker.hostname}"  # later jobs: that worker only
 
+    # a new stroke: the quick path retrains on the worker, from its cached features
+    _paint(sess, k, sess.shapes(k) + [_stroke(2, "M60,51L100,51")])
+    out = quick_refresh(web, sess, k, retrain=True)
+    assert out["trained"] and out["predicted"] and out["worker"] == worker.hostname
+    assert out["version"] == sess.model_info()["version"] > first["version"]
+    assert sess.result(k).shape == img.shape and sess.result_version(k) == out["version"]
+    assert not any((tmp_path / "web-cache").rglob("*.npy"))  # the web process never held a feature
+    assert any(Path(jobs_settings.cache_dir).rglob("*.npy"))
 
-def test_web_app_can_hand_feature_extraction_to_the_gpu_worker(worker, jobs_settings):
-    from segapp.jobs import routing
-    from segapp.jobs.client import current_job, extract_features_remote
-    from segapp.ui.pipeline import DiskFeatureCache, StrictCache
-
+    assert sess.model_bytes()  # the worker saved the model file (after answering)
+    routing.remember_features(web.store, sess.sid, "gone@elsewhere")  # that worker vanished
+    with pytest.raises(FeaturesMissing):
+        quick_refresh(web, sess, k, retrain=True, force=True)
+    sess.store.drop_session(sess.sid)
     routing.clear_cache()
-    store, sid = store_for(jobs_settings), new_session_id()
-    img = data.coins()[::4, ::4]
-    store.put_array(sid, "image", "i1", np.stack([img, img[::-1]])[..., None])
-    kw = {"features": "classical", "feature_params": {"sigmas": [1.5]}, "normalization": {"method": "minmax"}}
-    seen = []
-    assert current_job() is None
-    assert extract_features_remote(sid, [("i1", 0), ("i1", 1)], kw, settings=jobs_settings,
-                                   progress=lambda f, text: seen.append(text)) is True
-    cache = StrictCache(DiskFeatureCache(Path(jobs_settings.cache_dir) / "features"))
-    for plane in (img, img[::-1]):  # both planes are in the shared cache now
-        Segmenter(**kw, cache=cache).features(plane)
-    routing.set_active_queues({"cpu@x": {"default"}})  # no GPU worker: the caller computes locally
-    assert extract_features_remote(sid, [("i1", 0)], kw, settings=jobs_settings) is False
-    routing.clear_cache()
-    store.drop_session(sid)
 
 
 def test_no_worker_on_the_queue_is_reported_and_an_abort_cleans_up(batch, worker, jobs_settings, redis_server,

@@ -139,3 +139,38 @@ def test_object_f1_merged_prediction_and_empty():
     r = object_f1(empty, gt)
     assert (r["fn"], r["precision"], r["recall"], r["f1"]) == (2, 0.0, 0.0, 0.0)
     assert object_f1(gt * 7, gt)["f1"] == 1.0    # ids need not agree
+
+
+# -- ground truth in the forms people have (interpret_mask) ---------------------------------------------
+from segapp.metrics import interpret_mask  # noqa: E402
+
+TWO = [{"id": 1, "name": "Background", "color": "#1f77b4"}, {"id": 2, "name": "Nucleus", "color": "#d62728"}]
+
+
+@pytest.mark.parametrize("fg", [1, 255, 65535, 2])
+def test_binary_masks_read_as_background_and_foreground(fg):
+    mask = np.array([[0, fg], [fg, 0]])
+    labels, how = interpret_mask(mask, TWO)
+    assert labels.tolist() == [[1, 2], [2, 1]] and how.startswith("binary mask: 0 → Background")
+    r = evaluate(np.array([[1, 2], [2, 1]]), labels, ignore=0)
+    assert r["miou"] == 1.0 and sorted(r["per_class"]) == ["1", "2"]  # no "class 255" row, not 0 %
+
+
+def test_class_ids_instances_and_colours():
+    labels, how = interpret_mask(np.array([[0, 1, 2, 2]]), TWO)
+    assert labels.tolist() == [[0, 1, 2, 2]] and how == "class ids (0 not scored)"
+    labels, how = interpret_mask(np.array([[0, 1, 2, 3, 4]]), TWO)  # an instance mask: 4 objects
+    assert labels.tolist() == [[1, 2, 2, 2, 2]] and how.startswith("instance mask (4 objects)")
+    rgb = np.array([[[214, 39, 40], [31, 119, 180], [0, 0, 0], [220, 45, 35]]])  # last: a JPEG's near-red
+    labels, how = interpret_mask(rgb, TWO)
+    assert labels.tolist() == [[2, 1, 0, 2]] and "black not scored" in how
+
+
+def test_masks_that_cannot_be_read_say_what_is_expected():
+    three = TWO + [{"id": 3, "name": "Stroma", "color": "#2ca02c"}]
+    with pytest.raises(ImageReadError, match="class ids 1, 2, 3 .0 = not scored."):
+        interpret_mask(np.array([[0, 255]]), three)
+    with pytest.raises(ImageReadError, match="#00ff00 in the mask are none of the classes' colours"):
+        interpret_mask(np.array([[[0, 255, 0], [214, 39, 40]]]), TWO)
+    with pytest.raises(ImageReadError, match="no classes"):
+        interpret_mask(np.array([[0, 1]]), [])

@@ -123,3 +123,130 @@ def test_open_store_picks_backend(tmp_path):
     assert isinstance(open_store(None, tmp_path), LocalStore)
     assert isinstance(store_for(Settings(data_dir=tmp_path / "d")), LocalStore)
     assert isinstance(open_store("redis://127.0.0.1:1/0"), RedisStore)  # lazy: no connection yet
+
+
+# -- cross-process primitives: counters, versioned writes, locks (the web app's gunicorn workers,
+#    its background jobs and Celery workers share sessions; a threading.Lock would not do) ----------
+def _spec(store):
+    return ("redis", store.url) if isinstance(store, RedisStore) else ("local", str(store.root))
+
+
+def _reopen(spec):
+    kind, where = spec
+    return RedisStore(where, ttl=3600) if kind == "redis" else LocalStore(where, ttl=3600)
+
+
+def _count_up(spec, sid, n, out):
+    store = _reopen(spec)
+    out.put([store.incr(sid, "rev") for _ in range(n)])
+
+
+def _publish_models(spec, sid, n, start):
+    from segapp.ui.session import Session
+
+    sess = Session(_reopen(spec), sid)
+    start.wait()
+    for _ in range(n):
+        sess.put_model(None, {"source": "trained"})
+
+
+def _hold_lock(spec, sid, held, release, lease):
+    lock = _reopen(spec).lock(sid, "train", lease=lease)
+    assert lock.acquire()
+    held.set()
+    release.wait(30)
+    lock.release()
+
+
+def _spawn():
+    import multiprocessing as mp
+
+    return mp.get_context("spawn")
+
+
+def test_counters_are_atomic_across_processes(store):
+    ctx, sid = _spawn(), new_session_id()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_count_up, args=(_spec(store), sid, 150, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    seen = out.get(timeout=60) + out.get(timeout=60)
+    for p in procs:
+        p.join(30)
+    assert sorted(seen) == list(range(1, 301))  # no two increments returned the same value
+    assert store.counter(sid, "rev") == 300 and store.counter(sid, "never") == 0
+    store.drop_session(sid)
+    assert store.counter(sid, "rev") == 0  # counters go with their session
+
+
+def test_a_versioned_write_never_replaces_a_newer_version(store):
+    sid = new_session_id()
+    assert store.put_if_newer(sid, "state", "model", 3, b'{"version": 3}')
+    assert not store.put_if_newer(sid, "state", "model", 2, b'{"version": 2}')  # older, finishing late
+    assert not store.put_if_newer(sid, "state", "model", 3, b'{"version": 3, "again": 1}')
+    assert store.get_json(sid, "state", "model") == {"version": 3}
+    assert store.put_if_newer(sid, "state", "model", 4, b'{"version": 4}')
+    assert store.list(sid, "state") == ["model"] and store.get_json(sid, "state", "model") == {"version": 4}
+    with pytest.raises(KeyError):
+        store.put_if_newer(sid, "state", "../x", 5, b"{}")
+    store.drop_session(sid)
+
+
+def test_model_versions_never_go_backwards_with_two_processes(store):
+    from segapp.ui.session import Session
+
+    ctx, sid = _spawn(), new_session_id()
+    start = ctx.Event()
+    procs = [ctx.Process(target=_publish_models, args=(_spec(store), sid, 60, start)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    sess, seen = Session(store, sid), []
+    start.set()
+    while any(p.is_alive() for p in procs):
+        seen.append(sess.model_info().get("version", 0))
+    for p in procs:
+        p.join(30)
+    seen.append(sess.model_info()["version"])
+    assert all(a <= b for a, b in zip(seen, seen[1:])), "a model version went backwards"
+    assert seen[-1] == 120 and len(set(seen)) > 2  # the newest of 120 models is the current one
+
+
+def _holder(store, lease):
+    """Another process holding the session lock ``train`` (``release.set()`` lets it go)."""
+    ctx, sid = _spawn(), new_session_id()
+    held, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(_spec(store), sid, held, release, lease))
+    p.start()
+    assert held.wait(60)
+    return p, sid, release
+
+
+def test_session_lock_excludes_other_processes(store):
+    from segapp.store import LockTimeout
+
+    p, sid, release = _holder(store, 30.0)
+    assert store.lock(sid, "train").acquire(timeout=0) is False
+    assert store.lock(sid, "other").acquire(timeout=0) is True  # locks are per name...
+    assert store.lock(new_session_id(), "train").acquire(timeout=0) is True  # ...and per session
+    with pytest.raises(LockTimeout, match="still running"):
+        with store.lock(sid, "train", wait=0.2):
+            pass
+    release.set()
+    p.join(30)
+    lock = store.lock(sid, "train")
+    assert lock.acquire(timeout=10)
+    lock.release()
+
+
+def test_a_dead_holders_lock_is_freed(store):
+    import os
+    import signal
+
+    p, sid, _ = _holder(store, 1.0)
+    time.sleep(1.5)  # past the 1 s lease: the live holder keeps renewing it
+    assert store.lock(sid, "train").acquire(timeout=0) is False
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    lock = store.lock(sid, "train")
+    assert lock.acquire(timeout=5)  # file locks die with the process, Redis leases expire
+    lock.release()

@@ -8,21 +8,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _browser import GD, canvas_ready, overlay_source, stroke, until, upload
 from PIL import Image
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.action_chains import ActionChains
 
 from segapp.config import Settings
 from segapp.ui import create_app
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
-GD = "document.querySelector('#canvas .js-plotly-plot')"
 
 
 @pytest.fixture
@@ -40,49 +37,6 @@ def disk_png(tmp_path) -> Path:
     path = tmp_path / "disk.png"
     Image.fromarray(img.astype(np.uint8)).save(path)
     return path
-
-
-def until(fn, timeout=30, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            value = fn()
-        except StaleElementReferenceException:  # the element was re-rendered: look again
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def upload(dash_duo, selector, path):
-    dash_duo.find_element(f"{selector} input[type=file]").send_keys(str(path))
-
-
-def canvas_ready(dash_duo):
-    return until(lambda: dash_duo.driver.execute_script(
-        f"var g={GD}; return g && g.data && g.data.length == 1 && g.layout.images && g._fullLayout && "
-        "!!g._fullLayout.xaxis._length"),
-        what="the canvas with the image")
-
-
-def stroke(dash_duo, points):
-    """A real pointer drag along image-pixel ``points`` [(col, row), ...] on the canvas."""
-    drag = dash_duo.find_element("#canvas .nsewdrag")
-    screen = dash_duo.driver.execute_script(
-        f"var g={GD}, xa=g._fullLayout.xaxis, ya=g._fullLayout.yaxis;"
-        "return arguments[0].map(function(p){return [xa.d2p(p[0]), ya.d2p(p[1])];});", points)
-    chain = ActionChains(dash_duo.driver).move_to_element_with_offset(drag, *screen[0]).click_and_hold()
-    for x, y in screen[1:]:
-        chain = chain.move_to_element_with_offset(drag, x, y)
-    chain.release().perform()
-
-
-def overlay_source(dash_duo):
-    """The overlay tiles shown (their sources joined), or None while none is shown."""
-    return dash_duo.driver.execute_script(
-        f"var ims=({GD}.layout.images||[]).filter(function(i){{return i.visible;}});"
-        "return ims.length ? ims.map(function(i){return i.source;}).join('|') : null")
 
 
 def test_page_loads_without_errors_and_bad_uploads_show_their_message(dash_duo, tmp_path):

@@ -24,13 +24,13 @@ from dash.exceptions import PreventUpdate
 from PIL import Image
 from plotly.utils import PlotlyJSONEncoder
 
-from segapp.annotations import shape_name
+from segapp.annotations import shape_name, shapes_to_labels
 from segapp.config import Settings
 from segapp.errors import AnnotationError, ConfigError, SegappError
 from segapp.segmenter import Segmenter
 from segapp.store import LocalStore, new_session_id
 from segapp.ui import callbacks, create_app, ids, make_services
-from segapp.ui.callbacks import batch, canvas, classes, files, images, objects, session, training
+from segapp.ui.callbacks import annotation_io, batch, canvas, classes, files, images, objects, session, training
 from segapp.ui.pipeline import is_stale
 from segapp.ui.render import png_size, uri_bytes
 from segapp.ui.session import key
@@ -126,8 +126,9 @@ def paint(services, sid, cur, *shapes, notices=None):
                                notify=Notices() if notices is None else notices)
 
 
-def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True, mode="segmentation"):
-    return training.retrain(annot, 1, None, live, sid, cur, mode, 2, CLASSES, services=services, trigger=trigger)
+def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True, mode="segmentation", notices=None):
+    return training.retrain(annot, 1, None, live, sid, cur, mode, 2, CLASSES, services=services, trigger=trigger,
+                            notify=Notices() if notices is None else notices)
 
 
 @pytest.fixture
@@ -227,16 +228,19 @@ def test_thumbnails_select_planes_and_delete(services, sid, cur):
     out = images.upload_images([_uri(buf.getvalue(), "image/tiff")], ["stack.tif"], sid, 1, services=services,
                                notify=notices)
     tif = out["current"]
-    slider = images.plane_slider(tif, sid, services=services)
-    assert slider == {"style": {}, "max": 2, "value": 0, "marks": {0: "1", 2: "3"}}
+    slider = images.plane_slider(tif, sid, services=services)  # numbered 1..3, as the header says "plane 1/3"
+    assert slider == {"style": {}, "max": 3, "value": 1, "marks": {1: "1", 2: "2", 3: "3"}}
+    assert images.plane_slider({**tif, "plane": 1}, sid, services=services)["value"] == 2
     assert images.plane_slider(cur, sid, services=services)["style"] == {"display": "none"}
-    assert images.choose_plane(2, tif) == {"current": {"image": tif["image"], "plane": 2}}
+    assert images.choose_plane(3, tif) == {"current": {"image": tif["image"], "plane": 2}}
     with pytest.raises(PreventUpdate):
-        images.choose_plane(0, tif)
-    thumbs = _text(images.show_thumbnails(2, tif, sid, services=services)["thumbs"])
-    assert "disk.png" in thumbs and "stack.tif" in thumbs
-    other = _text(images.show_thumbnails(1, None, new_session_id(), services=services)["thumbs"])
-    assert "disk.png" not in other and "No images yet" in other  # sessions are isolated
+        images.choose_plane(1, tif)
+    shown = images.show_thumbnails(2, tif, sid, services=services)
+    assert "disk.png" in _text(shown["thumbs"]) and "stack.tif" in _text(shown["thumbs"])
+    assert shown["remove_style"] == {} and "stack.tif" in shown["remove_title"]
+    other = images.show_thumbnails(1, None, new_session_id(), services=services)
+    assert "disk.png" not in _text(other["thumbs"]) and "No images yet" in _text(other["thumbs"])  # isolated
+    assert other["remove_style"] == {"display": "none"}  # no "Remove image" without an image
 
     trig = ids.thumb(cur["image"])
     assert images.select_image([1, 0], [], tif, trigger=trig, clicked=True) == {"current": {**cur, "plane": 0}}
@@ -244,9 +248,9 @@ def test_thumbnails_select_planes_and_delete(services, sid, cur):
         with pytest.raises(PreventUpdate):  # a re-render, or the image already shown
             images.select_image([0, 0], [], tif, **kwargs)
 
-    out = images.delete_image(1, tif, sid, 3, services=services, notify=notices)
-    assert out == {"current": {"image": cur["image"], "plane": 0}, "images_version": 4}
-    assert notices[-1] == ("info", "Removed stack.tif and its strokes.", None)
+    out = images.delete_image(1, tif, sid, 3, services=services)
+    assert out["current"] == {"image": cur["image"], "plane": 0} and out["images_version"] == 4
+    assert "Removed stack.tif" in _text(out["notices"]) and "restore-image" in _text(out["notices"])  # Undo
     assert [m["name"] for m in _sess(services, sid).images()] == ["disk.png"]
 
 
@@ -282,9 +286,12 @@ def test_save_strokes_stores_shapes_and_rasterised_labels(services, sid, cur):
     styled = out["figure"].to_plotly_json()["operations"][0]
     assert styled["location"] == ["layout", "shapes"] and len(styled["params"]["value"]) == 2
     edit = canvas.save_strokes({"shapes[1].path": f"M10,{H / 2}L20,{H / 2}"}, sid, cur, CLASSES, True,
-                               services=services, notify=Notices())  # Plotly's edit of one shape
-    assert edit["annot_version"]["rev"] == out["annot_version"]["rev"] + 1
-    assert sess.labels(k)[H // 2, 15] == 2 and sess.labels(k)[H // 2, W // 2] == 0
+                               services=services, notify=Notices())  # an edit of one stroke: strokes are labels, never edited
+    assert edit["annot_version"] is no_update and sess.annot_rev() == out["annot_version"]["rev"]
+    assert sess.labels(k)[H // 2, 15] == 0 and sess.labels(k)[H // 2, W // 2] == 2
+    restored = edit["figure"].to_plotly_json()["operations"][0]["params"]["value"]
+    assert [s["path"] for s in restored] == [s["path"] for s in sess.shapes(k)]
+    assert all(s["editable"] is False for s in restored)
     for relayout in (None, {"xaxis.range[0]": 3}):  # zoom and pan are not strokes
         with pytest.raises(PreventUpdate):
             canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services, notify=Notices())
@@ -335,7 +342,9 @@ def test_retrain_hands_over_to_the_background_job_then_takes_the_quick_path(serv
     calls, set_progress = _progress()
     notices = Notices()
     job = training.extract_and_train(set_progress, request, sid, services=services, notify=notices)
-    assert calls[0] == (3, "Extracting features…") and len(calls) > 1
+    assert calls[:2] == [(2, "Computing features · waiting for a free job slot", "0 %"),
+                         (2, "Computing features", "0 %")] and len(calls) > 2  # the canvas banner
+    assert all(len(c) == 3 and 0 <= c[0] <= 100 for c in calls) and any("image 1/1" in c[1] for c in calls)
     assert job["model_version"] is no_update and "two classes" in _text(job["train_info"])
     assert notices == []  # a live update with one class painted is a hint, not an error
     assert sess.store.get_json(sid, "state", "extracting") is None
@@ -376,9 +385,14 @@ def test_a_running_extraction_makes_later_strokes_wait(services, sid, cur):
     out = retrain(services, sid, cur)
     assert out["extract_request"] is no_update and "Still extracting" in _text(out["train_info"])
     notices = Notices()
-    hint = training.cancelled(1, sid, services=services, notify=notices)["train_info"]
-    assert "Cancelled" in _text(hint) and notices[0][2] == "Cancelled"
+    hint = training.cancelled(1, "Computing features · image 1/1", sid, services=services, notify=notices)
+    assert "Cancelled" in _text(hint["train_info"]) and notices[0][2] == "Cancelled"
+    assert "Feature extraction cancelled" in notices[0][1]
     assert _sess(services, sid).store.get_json(sid, "state", "extracting") is None
+    other = training.cancelled(1, "Applying the model · a.png", sid, services=services, notify=notices)
+    assert other["train_info"] is no_update and "Stopped applying the model" in notices[1][1]
+    training.cancelled(1, None, sid, services=services, notify=notices)  # the banner had no label yet
+    assert notices[2][1] == "Cancelled. Nothing you did is lost."
 
 
 def test_change_settings_validates_stores_and_asks_for_a_retrain(services, sid):
@@ -400,12 +414,12 @@ def test_change_settings_validates_stores_and_asks_for_a_retrain(services, sid):
 
 
 def test_status_line_before_and_after_a_model(services, sid, cur):
-    before = training.status(None, sid, 1, services=services)
+    before = training.status(None, sid, 1, cur, services=services)
     assert before["status"] == "1 image · no model yet"
     paint(services, sid, cur, _bg_stroke(), _fg_stroke())
     training.extract_and_train(lambda p: None, {"key": key(cur["image"], 0)}, sid, services=services,
                                notify=Notices())
-    after = training.status({"v": 1}, sid, 1, services=services)
+    after = training.status({"v": 1}, sid, 1, cur, services=services)
     from segapp import defaults
     assert after["status"] == f"1 image · model v1 · {defaults.EXTRACTOR}" and "trained here" in after["model_info"]
 
@@ -495,7 +509,10 @@ def test_apply_all_segments_every_image_and_fills_the_gallery(services, sid, tra
     calls, set_progress = _progress()
     notices = Notices()
     out = batch.apply_all(set_progress, 1, sid, services=services, notify=notices)
-    assert calls == [(2, "1/2 disk.png"), (50, "2/2 second.png")]
+    assert calls[:2] == [(2, "Applying the model · waiting for a free job slot", "0 %"),
+                         (2, "Applying the model · disk.png", "1/2")]  # the canvas banner: label, fraction
+    assert (50, "Applying the model · second.png", "2/2") in calls and calls[-1][2] == "2/2"
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)  # never goes backwards
     assert sess.result(key(second["image"], 0))[H // 2, W // 2] == 2 and out["model_version"]["v"] == 1
     assert notices == [("success", "Segmented 2 image plane(s) with model v1. Download them as a ZIP.", None)]
     cards = _text(out["gallery"])
@@ -513,15 +530,24 @@ def test_apply_all_without_a_model_says_so(services, sid, cur):
 
 
 # -- objects -----------------------------------------------------------------------------------------------
+def _measure_request(services, sid, cur, trigger=ids.MEASURE, obj_class=2, min_size=5, pixel_size=None, mode="x"):
+    return objects.request_measure(1, None, 0, min_size, True, obj_class, False, pixel_size, "µm", sid, cur, mode,
+                                   services=services, trigger=trigger)
+
+
 def test_measure_objects_and_download_the_table(services, sid, trained):
     notices = Notices()
 
-    def measure(obj_class=2, min_size=5, pixel_size=None):
-        return objects.measure_objects(1, sid, trained, CLASSES, 0, min_size, True, obj_class, False, pixel_size,
-                                       "µm", services=services, notify=notices)
+    def measure(mode="segmentation", classes=CLASSES, **kwargs):
+        request = _measure_request(services, sid, trained, **kwargs)["request"]
+        calls, set_progress = _progress()
+        out = objects.measure_objects(set_progress, request, sid, classes, mode, services=services, notify=notices)
+        assert calls[0][1].startswith("Measuring objects") and len(calls) == 3  # on the canvas banner
+        return out
 
     out = measure(pixel_size=0.5)
     assert len(out["rows"]) == 1 and out["overlay_mode"] == "objects" and notices == []
+    assert out["overlay"] is no_update  # switching the mode to objects brings the overlay
     area_px = np.pi * (min(H, W) / 4) ** 2
     assert abs(out["rows"][0]["area"] / (0.25 * area_px) - 1) < 0.2
     assert [c["id"] for c in out["columns"]][:2] == ["label", "area"] and "µm²" in _text(out["summary"])
@@ -530,27 +556,51 @@ def test_measure_objects_and_download_the_table(services, sid, trained):
     assert png_size(overlay["tiles"][0]["uri"]) == (W, H)
     csv = objects.objects_csv(1, sid, trained, services=services)["download"]
     assert csv["filename"] == "disk_objects.csv" and csv["content"].splitlines()[0].startswith("label,area")
+    again = measure(mode="objects", classes=None)  # objects on screen already: the new overlay comes with it
+    assert again["overlay_mode"] is no_update and png_size(again["overlay"]["tiles"][0]["uri"]) == (W, H)
+    assert again["histogram"].layout.title.text == "Foreground: object areas"  # server's class names (None)
 
-    assert measure(min_size=10 ** 6)["rows"] == [] and "No fg objects found" in notices.text()
+    empty = measure(min_size=10 ** 6)
+    assert empty["rows"] == [] and "No fg objects found" in notices.text()
+    assert "#ffffff" in _text(empty["histogram"])  # the light "no objects" panel, not a dark block
     for kwargs, match in ((dict(obj_class=None), "choose the class"), (dict(min_size=-1), "negative")):
         with pytest.raises(ConfigError, match=match):
-            measure(**kwargs)
+            _measure_request(services, sid, trained, **kwargs)
+
+
+def test_object_settings_apply_live_once_a_plane_was_measured(services, sid, trained):
+    for trigger in (ids.SMOOTH, ids.MIN_SIZE, ids.MODEL_VERSION):
+        with pytest.raises(PreventUpdate):  # nothing measured here yet: a setting change does nothing
+            _measure_request(services, sid, trained, trigger=trigger)
+    for trigger in (ids.MIN_SIZE, ids.MODEL_VERSION):  # unless the objects view is on screen
+        assert _measure_request(services, sid, trained, trigger=trigger, mode="objects")["request"]
+    request = _measure_request(services, sid, trained)["request"]
+    objects.measure_objects(lambda p: None, request, sid, CLASSES, "objects", services=services, notify=Notices())
+    live = _measure_request(services, sid, trained, trigger=ids.MIN_SIZE, min_size=50)["request"]
+    assert live["min_size"] == 50 and live["key"] == key(trained["image"], 0)
+    with pytest.raises(PreventUpdate):  # a new model re-measures only while the objects are on screen
+        _measure_request(services, sid, trained, trigger=ids.MODEL_VERSION, mode="segmentation")
+    assert _measure_request(services, sid, trained, trigger=ids.MODEL_VERSION, mode="objects")["request"]
+
+
+def test_area_column_has_one_format():
+    cols = objects.table_columns([{"label": 1, "area": 403.0, "perimeter": 70.5}, {"label": 2, "area": 2003.0,
+                                                                                "perimeter": 170.25}])
+    assert {c["id"]: c["format"]["specifier"] for c in cols} == {"label": ".0f", "area": ".0f", "perimeter": ".2f"}
 
 
 def test_measure_and_csv_before_anything_is_segmented(services, sid, cur):
     with pytest.raises(SegappError, match="nothing to measure yet"):
-        objects.measure_objects(1, sid, cur, CLASSES, 0, 0, False, 2, False, None, "px", services=services,
-                                notify=Notices())
+        _measure_request(services, sid, cur)
     with pytest.raises(SegappError, match="add an image first"):
-        objects.measure_objects(1, sid, None, CLASSES, 0, 0, False, 2, False, None, "px", services=services,
-                                notify=Notices())
+        _measure_request(services, sid, None)
     with pytest.raises(SegappError, match="measure objects first"):
         objects.objects_csv(1, sid, cur, services=services)
 
 
 # -- files: downloads, model upload, evaluation ---------------------------------------------------------------
 def _download(services, sid, cur, trigger):
-    payload = files.download(1, 1, 1, 1, 1, 1, sid, cur, services=services, trigger=trigger)["download"]
+    payload = files.download(1, 1, 1, 1, 1, 1, 1, sid, cur, services=services, trigger=trigger)["download"]
     return payload["filename"], base64.b64decode(payload["content"])
 
 
@@ -628,8 +678,159 @@ def test_evaluate_against_ground_truth(services, sid, trained):
         files.evaluate(None, None, sid, trained, CLASSES, services=services)
 
 
+# -- issue 9: what a new user ran into ---------------------------------------------------------------------------
+def _rgb(seed=0) -> np.ndarray:
+    """A pink-and-purple H&E-like colour image with the disk in purple."""
+    grey = _disk(seed=seed).astype(float) / 255
+    return np.stack([230 - 90 * grey, 150 - 100 * grey, 200 - 30 * grey], -1).astype(np.uint8)
+
+
+def test_live_training_after_choosing_auto(services, sid, trained):
+    sess, cur = _sess(services, sid), trained
+    assert sess.model_info()["auto"] is None  # a classical model: its "auto" is None
+    request = training.change_settings("auto", [0, 8], 32, 10, "percentile", True, True, sid, services=services,
+                                       trigger=ids.EXTRACTOR)["train_request"]
+    out = training.retrain(None, 1, request, True, sid, cur, "segmentation", 2, CLASSES, services=services,
+                           trigger=ids.TRAIN_REQUEST, notify=Notices())  # was AttributeError on None.get
+    assert out["extract_request"]["retrain"] is True
+    calls, set_progress = _progress()
+    job = training.extract_and_train(set_progress, out["extract_request"], sid, services=services, notify=Notices())
+    chosen = sess.model_info()["auto"]
+    assert job["model_version"]["v"] == 2 and chosen["chosen"] and chosen["config"]
+    assert any("auto:" in c[1] for c in calls)  # auto's slow part shows its progress too
+    annot = paint(services, sid, cur, _bg_stroke(), _fg_stroke(), {**_fg_stroke(), "path": "M30,30L35,35"})
+    quick = retrain(services, sid, cur, annot=annot["annot_version"])  # live stroke: reuses auto's choice
+    assert quick["model_version"]["v"] == 3 and quick["extract_request"] is no_update
+    assert sess.model_info()["auto"] == chosen
+
+
+def test_clear_all_drops_the_model_and_its_overlay_undo_brings_them_back(services, sid, trained):
+    sess, k = _sess(services, sid), key(trained["image"], 0)
+    out = canvas.edit_history(1, 1, 1, 1, sid, trained, CLASSES, 1, True, services=services, trigger=ids.CLEAR_ALL)
+    cleared = retrain(services, sid, trained, annot=out["annot_version"])
+    assert cleared["overlay"] == {"key": k, "version": 0, "tiles": [], "clear": True}
+    assert cleared["model_version"]["v"] is None
+    assert "no model" in _text(cleared["train_info"]) and sess.model_info() == {} and sess.result(k) is None
+    assert training.status(cleared["model_version"], sid, 1, trained, services=services)["status"].endswith(
+        "no model yet")
+    undo = canvas.edit_history(2, 1, 1, 1, sid, trained, CLASSES, 1, True, services=services, trigger=ids.UNDO)
+    back = retrain(services, sid, trained, annot=undo["annot_version"])
+    assert back["model_version"]["v"] == 2 and back["overlay"]["tiles"]  # versions never repeat (model cache keys)
+
+
+def test_edit_history_with_an_unknown_trigger_changes_nothing(services, sid, cur):
+    paint(services, sid, cur, _bg_stroke())
+    with pytest.raises(PreventUpdate):
+        canvas.edit_history(1, 1, 1, 1, sid, cur, CLASSES, 1, True, services=services, trigger="something-else")
+    assert len(_sess(services, sid).shapes(key(cur["image"], 0))) == 1
+
+
+def test_remove_image_is_undoable(services, sid, trained):
+    sess = _sess(services, sid)
+    second = upload(services, sid, ("second.png", _png(_disk(seed=3))))["current"]
+    out = images.delete_image(1, trained, sid, 2, services=services)
+    assert out["current"] == second and sess.meta(trained["image"]) is None
+    assert "Removed disk.png and its 2 strokes" in _text(out["notices"]) and out["annot_version"]["key"] is None
+    assert key(trained["image"], 0) not in sess.annotated_keys()  # training no longer sees its strokes
+    restored = images.restore_image([1], sid, 3, services=services, trigger=ids.restore_image(trained["image"]),
+                                    clicked=True, notify=Notices())
+    assert restored["current"] == {"image": trained["image"], "plane": 0} and restored["toasts_open"] == [False]
+    assert len(sess.shapes(key(trained["image"], 0))) == 2 and sess.result(key(trained["image"], 0)) is not None
+    images.delete_image(1, trained, sid, 4, services=services)
+    images.delete_image(1, second, sid, 5, services=services)  # the next removal deletes the first for good
+    notices = Notices()
+    gone = images.restore_image([1, 0], sid, 6, services=services, trigger=ids.restore_image(trained["image"]),
+                                clicked=True, notify=notices)
+    assert gone["current"] is no_update and "cannot be brought back" in notices.text()
+    for bad_sid in (None, "../x"):  # the session id is checked before anything is touched
+        with pytest.raises(PreventUpdate):
+            images.delete_image(1, second, bad_sid, 1, services=services)
+        with pytest.raises(PreventUpdate):
+            images.add_sample(1, "coins", bad_sid, None, services=services)
+
+
+def test_grey_and_colour_images_each_get_a_model_and_the_user_is_told(services, sid, trained):
+    sess = _sess(services, sid)
+    colour = upload(services, sid, ("he.png", _png(_rgb())))["current"]
+    notices = Notices()
+    first = retrain(services, sid, colour, trigger=ids.TRAIN_REQUEST, notices=notices)  # nothing painted on colour
+    assert "nothing painted on colour images yet" in _text(first["train_info"])
+    assert notices[0][2] == "Paint this kind of image"  # a toast, where the user looks
+    annot = paint(services, sid, colour, _bg_stroke(), _fg_stroke())["annot_version"]
+    request = retrain(services, sid, colour, annot=annot)["extract_request"]
+    job_notes = Notices()
+    training.extract_and_train(lambda p: None, request, sid, services=services, notify=job_notes)
+    info = sess.model_info()
+    assert info["channels"] == 3 and info["other_kinds"] == 1 and sess.result(key(colour["image"], 0)) is not None
+    assert job_notes[0][2] == "One model per kind of image" and "colour images only" in job_notes[0][1]
+    assert "for colour images" in training.status(None, sid, 2, colour, services=services)["status"]
+    back = retrain(services, sid, trained, trigger=ids.TRAIN_REQUEST, notices=notices)  # the grey one again
+    assert back["model_version"]["v"] == 3 and sess.model_info()["channels"] == 1 and back["overlay"]["tiles"]
+
+
+def test_annotations_download_as_json_and_load_back_onto_the_image(services, sid, trained):
+    sess, k = _sess(services, sid), key(trained["image"], 0)
+    name, data = _download(services, sid, trained, ids.DL_ANNOT_JSON)
+    doc = json.loads(data)
+    assert name == "disk_annotations.json" and doc["format"] == "segapp-annotations" and len(doc["shapes"]) == 2
+    before = sess.labels(k).copy()
+    canvas.edit_history(1, 1, 1, 1, sid, trained, CLASSES, 1, True, services=services, trigger=ids.CLEAR_ALL)
+    notices = Notices()
+    out = annotation_io.upload_annotations(_uri(data, "application/json"), name, sid, trained, True,
+                                           services=services, notify=notices)
+    assert (shapes_to_labels(sess.shapes(k), (H, W)) == before).all() and out["annot_version"]["key"] == k
+    assert notices[0][2] == "Annotations loaded" and out["upload_contents"] is None
+    _, png = _download(services, sid, trained, ids.DL_ANNOT)  # the label image loads back too, pixel-exact
+    label3 = before.copy()
+    label3[:4, :4] = 3
+    annotation_io.upload_annotations(_uri(_png(label3)), "labels.png", sid, trained, True, services=services,
+                                     notify=notices)
+    assert (shapes_to_labels(sess.shapes(k), (H, W)) == label3).all()
+    assert [c["id"] for c in sess.classes()] == [1, 2, 3]  # a class the file uses is added
+    with pytest.raises(AnnotationError, match="made for a 80×64 image"):
+        other = upload(services, sid, ("small.png", _png(_disk(30, 40))))["current"]
+        annotation_io.upload_annotations(_uri(data), name, sid, other, True, services=services, notify=notices)
+
+
+def test_evaluate_with_an_ordinary_0_255_mask(services, sid, trained):
+    mask = np.where(_disk_truth() == 2, 255, 0).astype(np.uint8)
+    out = files.evaluate(_uri(_png(mask)), "mask.png", sid, trained, CLASSES, services=services)
+    text = _text(out["result"])
+    assert float(re.search(r"mean IoU ([0-9.]+)%", text).group(1)) > 90 and "class 255" not in text
+    assert "binary mask: 0 → bg, 255 → fg" in text
+
+
+def test_gallery_cards_open_their_plane(services, sid, trained):
+    stack = np.stack([_disk(seed=z) for z in range(3)])
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, stack, photometric="minisblack")
+    tif = upload(services, sid, ("stack.tif", buf.getvalue()))["current"]
+    batch.apply_all(lambda p: None, 1, sid, services=services, notify=Notices())
+    cards = _text(batch.gallery(_sess(services, sid)))
+    assert f'"item": "{tif["image"]}_2"' in cards  # the card of plane 3 names plane 3
+    chosen = images.select_image([], [1], None, trigger=ids.gallery_item(f"{tif['image']}_2"), clicked=True)
+    assert chosen == {"current": {"image": tif["image"], "plane": 2}}
+
+
+def test_uploaded_model_without_extractor_and_settings_without_sigmas(services, sid, trained, monkeypatch):
+    name, model = _download(services, sid, trained, ids.DL_MODEL)
+    real_load = files.load_segmenter
+
+    def load_without_extractor(data, **kw):
+        seg = real_load(data, **kw)
+        seg.extractor = None
+        return seg
+    monkeypatch.setattr(files, "load_segmenter", load_without_extractor)
+    notices = Notices()
+    files.upload_model(_uri(model), name, sid, services=services, notify=notices)
+    assert "features ?" in notices[0][1]
+    out = training.change_settings("classical", None, 40, 10, "percentile", True, True, sid, services=services,
+                                   trigger=ids.TREES)  # sigmas None used to be an "Unexpected error"
+    assert out["train_request"]["reason"] == "settings" and _sess(services, sid).settings()["sigmas"] == [0.3, 10.0]
+
+
 # -- wiring: every plain function is a callback, and the adapter fills in Dash's context ------------------------
-MODULES = (session, images, canvas, classes, training, objects, batch, files)
+MODULES = (session, images, canvas, classes, training, objects, batch, files, annotation_io)
 
 
 @pytest.fixture
@@ -642,7 +843,7 @@ def test_every_plain_callback_function_is_wired_once(app):
              if callable(fn) and hasattr(fn, "dash_spec") and fn.__module__ == m.__name__}
     wired = [f"{cb['callback'].__module__}.{cb['callback'].__name__}" for cb in app.callback_map.values()
              if "callback" in cb]
-    assert len(plain) == 33 and sorted(wired) == sorted(plain)
+    assert len(plain) == 36 and sorted(wired) == sorted(plain)
     assert callbacks.register_all.__module__ == "segapp.ui.callbacks"
 
 

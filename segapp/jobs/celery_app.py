@@ -8,9 +8,12 @@ server and in the workers.
 Reliability, in short:
 
 - ``acks_late`` + ``reject_on_worker_lost``: a job is acknowledged only when it
-  finished; if its pool process dies it is requeued at once, and if the whole
-  worker vanishes (``kill -9``, lost machine) Redis hands it to another worker
-  after ``visibility_timeout`` seconds.  :class:`SegappTask` counts attempts, so
+  finished; if its pool process dies it is requeued at once.  If the whole
+  worker vanishes (``kill -9``, lost machine) its jobs go to another worker
+  after ``visibility_timeout`` seconds — a *lease* that every live worker
+  renews for the jobs it holds (:mod:`segapp.jobs.heartbeat`), so a job that
+  runs for an hour is never handed out twice while a dead worker's job
+  restarts within about a minute.  :class:`SegappTask` counts attempts, so
   the page can say "retried", and gives up after ``max_redeliveries`` losses
   (a job that kills its worker every time must not loop forever).
 - a soft time limit a little before the hard one raises
@@ -24,8 +27,8 @@ Examples
 >>> conf = celery_config(Settings(redis_url="redis://localhost:6379/0", task_time_limit=60))
 >>> conf["task_acks_late"], conf["task_reject_on_worker_lost"], conf["task_soft_time_limit"]
 (True, True, 54)
->>> conf["broker_transport_options"]["visibility_timeout"]
-660
+>>> conf["broker_transport_options"]["visibility_timeout"]  # the lease, renewed by live workers
+60
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ log = logging.getLogger("segapp.jobs")
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
-TASK_MODULES = ("segapp.jobs.tasks",)
+# Message priorities (Redis transport: 0 is taken first): someone waits for a stroke's retrain,
+# a background extraction shows a progress bar, a command-line batch can wait longest.
+PRIORITY_INTERACTIVE, PRIORITY_BACKGROUND, PRIORITY_BATCH = 0, 6, 9
+# segapp.ui.remote: the web app's session work that runs where a session's features are (UI-free, no Dash)
+TASK_MODULES = ("segapp.jobs.tasks", "segapp.ui.remote")
 
 
 class JobTimeLimitExceeded(SoftTimeLimitExceeded, SegappError):
@@ -72,11 +79,13 @@ class JobLostError(SegappError):
 def celery_config(settings: Settings) -> dict:
     """Celery settings for a deployment (see the module docstring for the reasoning)."""
     vt = settings.effective_visibility_timeout
-    quick = vt < 120  # short visibility timeouts (tests) also need frequent sweeps to restore jobs
     transport = {
         "visibility_timeout": vt,
-        "unacked_restore_interval": 1 if quick else 10,
-        "unacked_restore_throttle": 1 if quick else 10,
+        # every worker sweeps for expired leases this often (one ZRANGE BYSCORE: cheap)
+        "unacked_restore_interval": max(1, min(5, int(vt // 6))),
+        "unacked_restore_throttle": 1,
+        # a worker killed while it held the sweep's mutex delays the others' sweeps by at most this
+        "unacked_mutex_expire": max(5, min(30, vt)),
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
         "health_check_interval": 25,
@@ -98,7 +107,6 @@ def celery_config(settings: Settings) -> dict:
         accept_content=["json"],
         task_default_queue=DEFAULT_QUEUE,
         task_create_missing_queues=True,
-        task_routes=(route_task,),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -113,18 +121,6 @@ def celery_config(settings: Settings) -> dict:
         worker_hijack_root_logger=False,
         imports=TASK_MODULES,
     )
-
-
-def route_task(name, args, kwargs, options, task=None, **kw):
-    """Celery router: feature extraction goes to the ``gpu`` queue when a worker consumes it.
-
-    An explicit ``queue=`` given to ``apply_async`` always wins.
-    """
-    if name == "segapp.extract_features":
-        from .routing import queue_for
-
-        return {"queue": queue_for("features")}
-    return None
 
 
 class SegappTask(Task):
@@ -201,6 +197,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
 app = Celery("segapp", task_cls=SegappTask, set_as_current=True)
 _configured_for = None
 _main_pid = os.getpid()
+_heartbeat = None
 
 
 def _env_settings() -> Settings | None:
@@ -238,7 +235,9 @@ def register_web_callbacks(module: str | None = None) -> int:
     from dash.background_callback.managers import BaseBackgroundCallbackManager as Base
 
     if Base.functions and not any(isinstance(m, CeleryManager) and m.handle is app for m in Base.managers):
-        CeleryManager(app)
+        from .manager import routed_celery_manager
+
+        routed_celery_manager(app, getattr(app, "segapp_settings", None) or get_settings())
     n = sum(1 for name in app.tasks if name.startswith("background_callback_"))
     log.info("registered %d background callback(s) from %s", n, module)
     return n
@@ -264,6 +263,40 @@ def limit_threads(threads: int | None) -> None:
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender=None, **kwargs):
+    """Start renewing the leases of this worker's jobs and announcing it (see :mod:`.heartbeat`)."""
+    global _heartbeat
+    from .heartbeat import Heartbeat, direct_queue, unacked_index_key
+
+    settings = getattr(app, "segapp_settings", None) or get_settings()
+    node = sender.hostname
+    try:
+        queues = sorted(q.name for q in sender.task_consumer.queues)
+    except AttributeError:
+        queues = list(settings.queues)
+    info = {"queues": queues, "direct": direct_queue(node), "gpu": GPU_QUEUE in queues,
+            "cuda": bool(os.environ.get("SEGAPP_WORKER_CUDA") == "1"), "cache_dir": str(settings.cache_dir)}
+    if not settings.redis_url:
+        log.warning("no REDIS_URL: leases of this worker's jobs are not renewed")
+        return
+    import redis
+
+    # its own client with short timeouts: a renewal stuck for minutes would let live leases expire
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5,
+                                  health_check_interval=30)
+    _heartbeat = Heartbeat(client, node, info, interval=settings.heartbeat_interval,
+                           index_key=unacked_index_key(app)).start()
+    log.info("heartbeat every %.1f s (job lease %d s); direct queue %s", settings.heartbeat_interval,
+             settings.effective_visibility_timeout, info["direct"])
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(**kwargs):
+    if _heartbeat is not None:
+        _heartbeat.stop(forget=True)
 
 
 @signals.worker_init.connect

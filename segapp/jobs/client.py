@@ -23,6 +23,7 @@ from ..errors import ConfigError, SegappError
 from ..store import check_redis, new_item_id, new_session_id, store_for
 
 NO_WORKER_NOTICE_S = 10.0  # nothing started after this long: check whether any worker listens
+POLL_OLDEST = 8  # pending jobs whose status one poll reads
 
 
 def connect(settings: Settings | None = None, *, what: str = "this command"):
@@ -133,6 +134,37 @@ def status_from_meta(task_id: str, meta: dict) -> dict:
     return out
 
 
+def wait_for(task_id: str, app, *, timeout: float, what: str = "the job") -> dict:
+    """The result of job ``task_id``, polled from the result backend (thread-safe, no pub/sub).
+
+    Polls every 5 ms at first, backing off to 50 ms, so a short job answers
+    within a few milliseconds of finishing.  The result is removed from the
+    backend once read.
+
+    Raises
+    ------
+    SegappError
+        The job failed or was revoked (one line), or gave no answer within
+        ``timeout`` seconds (it is then revoked).
+    """
+    deadline, interval = time.monotonic() + timeout, 0.005
+    backend = app.backend
+    while True:
+        meta = backend.get_task_meta(task_id)
+        status = meta.get("status")
+        if status == "SUCCESS":
+            backend.forget(task_id)
+            return meta.get("result") or {}
+        if status in ("FAILURE", "REVOKED"):
+            backend.forget(task_id)
+            raise SegappError(error_message(meta) if status == "FAILURE" else f"{what}: the job was cancelled")
+        if time.monotonic() > deadline:
+            app.control.revoke(task_id)
+            raise SegappError(f"{what} did not answer within {timeout:g} s; try again")
+        time.sleep(interval)
+        interval = min(0.05, interval * 1.5)
+
+
 def _warn(text: str) -> None:
     print(f"segapp: {text}", file=sys.stderr)
 
@@ -181,6 +213,7 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
     """
     from .. import io
     from ..segmenter import Segmenter
+    from .celery_app import PRIORITY_BATCH
     from .routing import active_queues, is_deep, queue_for, workers_for
 
     settings = settings or get_settings()
@@ -208,15 +241,18 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
             while nxt < len(paths) and len(pending) < window:
                 item = new_item_id()
                 store.put(sid, "upload", item, paths[nxt].read_bytes())
-                r = app.send_task("segapp.predict", args=(sid, model_item, item), queue=queue, kwargs=dict(
+                r = app.send_task("segapp.predict", args=(sid, model_item, item), queue=queue,
+                                  priority=PRIORITY_BATCH, kwargs=dict(
                     source="upload", name=paths[nxt].name, proba=bool(proba), out=item, model_digest=digest))
                 pending[r.id] = nxt
                 nxt += 1
             time.sleep(poll)
-            statuses = job_statuses(list(pending), app)
+            # jobs start and finish roughly in submission order: the oldest few are the ones to ask about
+            # (asking about all 32 on every poll cost the client ~10 ms of CPU per image)
+            statuses = job_statuses(list(pending)[:POLL_OLDEST], app)
             started = started or any(st["state"] != "queued" for st in statuses.values())
             if not started and time.monotonic() - t_submit > NO_WORKER_NOTICE_S:
-                started = True  # say it once; asking the workers costs a broadcast, so only when nothing moves
+                started = True  # say it once, and only when nothing moves
                 if not workers_for(queue, app=app) and not (active_queues(app, refresh=True)
                                                             and workers_for(queue, app=app)):
                     warn(f"no worker answered for queue {queue!r}; jobs wait until one starts "
@@ -254,12 +290,40 @@ def predict_via_queue(model_path, images: Sequence, out_dir, proba: bool = False
             if progress:
                 progress((len(written) + sum(partial.values())) / max(1, len(paths)))
     finally:
-        if pending:
-            app.control.revoke(list(pending), terminate=False)
-        store.drop_session(sid)
+        abandon_batch(app, settings, sid, list(pending))
     if progress:
         progress(1.0)
     return [f for i in range(len(paths)) for f in written[i]]
+
+
+def abandon_batch(app, settings: Settings, sid: str, task_ids: list[str], *, wait: float = 3.0) -> None:
+    """Delete a batch session and stop its outstanding jobs (revoked; running ones terminated).
+
+    Runs at the end of every batch and on Ctrl-C or an error, within a few
+    seconds: it uses fresh connections (an interrupted one may be mid-command),
+    and after revoking it waits up to ``wait`` seconds for running jobs to stop
+    before deleting the session again, so that a job that was just writing its
+    result leaves nothing behind.
+    """
+    fresh = store_for(settings)
+    if task_ids:
+        try:
+            with app.connection_for_write() as conn:
+                app.control.revoke(task_ids, terminate=True, signal="SIGTERM", connection=conn)
+        except Exception as e:  # the broker is gone: the jobs fail on the deleted session instead
+            _warn(f"could not revoke {len(task_ids)} job(s) ({e}); they stop when they find the batch deleted")
+    fresh.drop_session(sid)
+    if not task_ids:
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if not any(st["state"] == "running" for st in job_statuses(task_ids, app).values()):
+                break
+        except Exception:
+            break
+        time.sleep(0.1)
+    fresh.drop_session(sid)
 
 
 def current_job() -> dict | None:
@@ -276,75 +340,3 @@ def current_job() -> dict | None:
         return None
     attempt = int(getattr(task.request, "segapp_attempt", None) or 1)
     return {"attempt": attempt, "retried": attempt > 1, "worker": task.request.hostname, "id": task.request.id}
-
-
-def extract_features_remote(session: str, planes: Sequence, segmenter_kwargs: dict, *,
-                            settings: Settings | None = None, progress: Callable | None = None,
-                            poll: float = 0.25, timeout: float | None = None) -> bool:
-    """Extract features of stored image planes on the GPU workers, when there are any.
-
-    The features land in the shared feature cache (``SEGAPP_CACHE_DIR/features``), where a
-    following ``Segmenter.fit``/``predict`` with the same extractor finds them.
-
-    Parameters
-    ----------
-    session : str
-    planes : sequence of (image item, plane)
-        Images stored as ``image/<item>`` arrays (the web session layout).
-    segmenter_kwargs : dict
-        ``features``, ``feature_params`` and ``normalization`` as given to the Segmenter.
-    settings : Settings, optional
-    progress : callable, optional
-        ``progress(fraction, text)``.
-    poll : float
-    timeout : float, optional
-        Seconds to wait (default twice the task time limit).
-
-    Returns
-    -------
-    bool
-        False (nothing submitted) when no GPU worker is running, or when this code itself
-        runs on a GPU worker (waiting there for the GPU queue could deadlock): compute
-        locally then.  True when the features were extracted.
-
-    Raises
-    ------
-    SegappError
-        A job failed (one-line reason) or took longer than ``timeout``.
-    """
-    from .celery_app import GPU_QUEUE, make_celery
-    from .routing import workers_for
-
-    settings = settings or get_settings()
-    if not settings.distributed:
-        return False
-    app = make_celery(settings)
-    gpu_workers = workers_for(GPU_QUEUE, app=app)
-    here = current_job()
-    if not gpu_workers or (here and here["worker"] in gpu_workers):
-        return False
-    kwargs = {k: segmenter_kwargs.get(k) for k in ("features", "feature_params", "normalization")}
-    ids = [app.send_task("segapp.extract_features", args=(session, item), queue=GPU_QUEUE,
-                         kwargs={**kwargs, "source": "image", "plane": int(z)}).id for item, z in planes]
-    deadline = time.monotonic() + (timeout or 2 * settings.task_time_limit)
-    try:
-        while True:
-            states = job_statuses(ids, app)
-            for st in states.values():
-                if st["state"] in ("failed", "revoked"):
-                    raise SegappError(st["error"] or "feature extraction was cancelled on the GPU worker")
-            if all(st["state"] == "done" for st in states.values()):
-                break
-            if progress:
-                done = sum(st["fraction"] for st in states.values()) / len(ids)
-                retried = any(st["retried"] for st in states.values())
-                progress(done, "features on GPU" + (" (restarted after a worker was lost)" if retried else ""))
-            if time.monotonic() > deadline:
-                raise SegappError("feature extraction on the GPU workers did not finish in time")
-            time.sleep(poll)
-    except BaseException:
-        app.control.revoke(ids)
-        raise
-    for tid in ids:
-        app.backend.forget(tid)
-    return True

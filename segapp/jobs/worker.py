@@ -130,8 +130,15 @@ def run_worker(queues: list[str] | None, concurrency: int | None, settings: Sett
     if GPU_QUEUE in plan["queues"] and not cuda_ok:
         log.warning("this worker consumes the %r queue but has no usable GPU (%s): GPU jobs will run on "
                     "the CPU here", GPU_QUEUE, cuda_text)
+    os.environ["SEGAPP_WORKER_CUDA"] = "1" if cuda_ok else "0"
+    from celery.utils.nodenames import host_format
+
+    from .heartbeat import direct_queue
+
+    node = host_format(hostname or default_hostname(plan["queues"]))  # expands %h like Celery does
+
     worker = app.Worker(
-        hostname=hostname or default_hostname(plan["queues"]), queues=plan["queues"],
+        hostname=node, queues=[*plan["queues"], direct_queue(node)],
         concurrency=plan["concurrency"], pool_cls=pool, loglevel=loglevel.upper(),
         without_gossip=True, without_mingle=True, optimization="fair")
     worker.start()

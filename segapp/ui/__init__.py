@@ -8,15 +8,24 @@ take as ``services`` (tests call the plain callback functions with one).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"  # package data: found wherever segapp is installed
 log = logging.getLogger("segapp.ui")
+
+
+_services: dict = {}
 
 
 def make_services(settings):
     """The per-process :class:`~segapp.ui.session.Services` for ``settings``: store, feature and model caches.
+
+    One per process and deployment (store, data and cache directories): the web
+    app's callbacks, its background jobs and the jobs of
+    :mod:`segapp.ui.remote` running in one Celery worker process share one
+    feature cache and one model cache instead of keeping copies.
 
     Parameters
     ----------
@@ -41,11 +50,45 @@ def make_services(settings):
     from .pipeline import DiskFeatureCache, ModelCache
     from .session import Services
 
-    store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
-    services = Services(settings=settings, store=store,
-                        feature_cache=DiskFeatureCache(Path(settings.cache_dir) / "features"))
-    services.models = ModelCache()
+    where = dataclasses.replace(settings, secret_key="")  # the same deployment, whichever secret
+    services = _services.get(where)
+    if services is None:
+        store = open_store(settings.redis_url, settings.data_dir, settings.session_ttl)
+        services = Services(settings=settings, store=store, feature_cache=DiskFeatureCache(
+            Path(settings.cache_dir) / "features", max_memory_bytes=settings.feature_memory_mb * 1024**2))
+        services.models = ModelCache()
+        _services[where] = services
     return services
+
+
+# Imported by background jobs and helper threads only when first needed (slow imports: skops pulls in torch).
+JOB_MODULES = ("segapp.modelfile", "skops.io", "segapp.autoselect", "segapp.postprocess", "sklearn.metrics",
+               "torch", "timm")
+
+
+def import_job_modules(names=JOB_MODULES) -> list[str]:
+    """Import, in the main thread before serving, what background jobs and helper threads import lazily.
+
+    Dash forks a process for each background job.  A fork while another thread is in the
+    middle of importing a module leaves that module's import lock held in the child, which
+    then hangs for ever on its first import of the module (seen: the model-saving thread
+    importing skops while choosing ``auto`` forked the extraction job).  Returns the modules
+    that could not be imported (optional ones, e.g. without timm).
+
+    Examples
+    --------
+    >>> import_job_modules(("json", "no_such_module_here"))
+    ['no_such_module_here']
+    """
+    import importlib
+
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def create_app(settings=None):
@@ -70,6 +113,7 @@ def create_app(settings=None):
     from .layout import build_layout
 
     settings = settings or get_settings()
+    import_job_modules()
     services = make_services(settings)
     if hasattr(services.store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
         services.store.purge_expired()

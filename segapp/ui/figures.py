@@ -5,7 +5,7 @@ The canvas has one image trace, ``data[0]``: the picture at the display step
 image, sent once per image, drawn with ``dx = dy = step`` so that axis units
 stay full-resolution pixels).  Overlays (segmentation, probability,
 uncertainty, objects) are ``layout.images``, one per 1024-pixel tile, which
-callbacks patch in tile by tile (built in the browser, see assets/segapp.js)
+callbacks patch in tile by tile (built in the browser, see segapp/ui/assets/segapp.js)
 so neither the image nor the untouched tiles are ever resent.
 
 Examples
@@ -34,13 +34,24 @@ from ..viewport import placement
 from .overlay_tiles import placeholders
 
 ERASER = {"id": 0, "name": "Eraser", "color": "#ffffff"}
-MODEBAR_ADD = ["drawopenpath", "drawclosedpath", "drawrect", "eraseshape"]
+MODEBAR_ADD = ["drawopenpath", "drawclosedpath", "drawrect"]  # no "eraseshape": strokes are never selected
 GRAPH_CONFIG = {
     "scrollZoom": True,
-    "displaylogo": False,
-    "modeBarButtonsToAdd": MODEBAR_ADD,
-    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toImage"],
     "doubleClick": "reset",
+    # strokes are training labels: a drag on the canvas always paints, it never selects, moves or reshapes a stroke
+    "editable": False,
+    "edits": {"shapePosition": False, "annotationPosition": False, "annotationTail": False, "annotationText": False,
+              "axisTitleText": False, "colorbarPosition": False, "colorbarTitleText": False, "legendPosition": False,
+              "legendText": False, "titleText": False},
+    # self-hosted: nothing offers to send the image anywhere (no "Share chart" cloud upload, no Plotly link or logo)
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "showLink": False,
+    "plotlyServerURL": "",
+    "modeBarButtonsToAdd": MODEBAR_ADD,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toImage", "sendDataToCloud",
+                               "sendChartToCloud", "editInChartStudio", "eraseshape"],
 }
 
 
@@ -53,11 +64,24 @@ def base_image_uri(rgb) -> str:
 def class_color(classes: list[dict], class_id: int) -> str:
     if int(class_id) == 0:
         return ERASER["color"]
-    return next((c["color"] for c in classes if c["id"] == int(class_id)), "#888888")
+    return next((c["color"] for c in classes or [] if c["id"] == int(class_id)), "#888888")
 
 
 def style_shape(shape: dict, classes: list[dict], visible: bool = True) -> dict:
-    """A copy of ``shape`` drawn in its class colour (the eraser dashed)."""
+    """A copy of ``shape`` drawn in its class colour (the eraser dashed), never editable.
+
+    Plotly makes every shape drawn in the browser ``editable: true``: a click on it then
+    shows vertex handles and the next drag moves a vertex (silently changing training
+    labels), and a drag that starts on it draws nothing.  Every stroke sent back is
+    ``editable: False`` (and assets/segapp.css in this package takes pointer events off stroke paths).
+
+    Examples
+    --------
+    >>> s = style_shape({"type": "path", "path": "M0,0L2,2", "name": "class=1;width=3", "editable": True},
+    ...                 [{"id": 1, "name": "a", "color": "#ff0000"}])
+    >>> s["editable"], s["line"]["color"]
+    (False, '#ff0000')
+    """
     try:
         cid, _ = parse_shape_name(shape.get("name"))
     except SegappError:
@@ -66,7 +90,7 @@ def style_shape(shape: dict, classes: list[dict], visible: bool = True) -> dict:
     line = {**(shape["line"] if isinstance(shape.get("line"), dict) else {}), "color": color}
     if cid == 0:
         line["dash"] = "dot"
-    out = {**shape, "line": line, "opacity": 0.75, "visible": visible}
+    out = {**shape, "line": line, "opacity": 0.75, "visible": visible, "editable": False}
     if shape.get("type") == "rect" or str(shape.get("path", "")).rstrip().upper().endswith("Z"):
         out["fillcolor"] = color
     return out
@@ -142,9 +166,30 @@ def empty_figure(message: str = "") -> go.Figure:
     return fig
 
 
+def empty_histogram(message: str = "Measure objects to see their sizes here.") -> go.Figure:
+    """The object-size panel before anything is measured (or when nothing was found): light, with a message.
+
+    Examples
+    --------
+    >>> fig = empty_histogram()
+    >>> fig.layout.paper_bgcolor, fig.layout.annotations[0].text
+    ('#ffffff', 'Measure objects to see their sizes here.')
+    """
+    fig = go.Figure()
+    fig.update_layout(
+        xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=0, r=0, t=0, b=0), height=220,
+        paper_bgcolor="#ffffff", plot_bgcolor="#ffffff",
+        annotations=[dict(text=message, showarrow=False, font=dict(color="#6c757d", size=13),
+                          xref="paper", yref="paper", x=0.5, y=0.5)])
+    return fig
+
+
 def histogram(values, unit: str, title: str) -> go.Figure:
-    """Object-size histogram."""
-    fig = go.Figure(go.Histogram(x=list(values), marker_color="#0d6efd", nbinsx=30))
+    """Object-size histogram (the light empty panel when there are no values)."""
+    values = list(values)
+    if not values:
+        return empty_histogram(f"{title}: no objects")
+    fig = go.Figure(go.Histogram(x=values, marker_color="#0d6efd", nbinsx=30))
     fig.update_layout(
         margin=dict(l=40, r=10, t=30, b=40), height=220, title=dict(text=title, font=dict(size=13)),
         xaxis_title=unit, yaxis_title="objects", bargap=0.05, template="plotly_white",

@@ -35,6 +35,7 @@ THUMBS = "thumbnails"
 PLANE_SLIDER = "plane-slider"
 PLANE_ROW = "plane-row"
 DELETE_IMAGE = "delete-image"
+DELETE_ROW = "delete-row"             # the row of the remove link (hidden while no image is shown)
 
 # -- classes panel --------------------------------------------------------------
 CLASS_LIST = "class-list"
@@ -57,13 +58,16 @@ SHOW_ANNOT = "show-annotations"
 OVERLAY_MODE = "overlay-mode"
 PROBA_CLASS = "proba-class"
 
+# -- the on-canvas progress banner: ONE for every long job (see callbacks.common.canvas_job) --------
+JOB_BANNER = "job-banner"             # shown while a background job runs (its running= toggles the style)
+JOB_LABEL = "job-label"               # what is running, e.g. "Extracting features · disk.png"
+JOB_FRACTION = "job-fraction"         # "3/8" or "42 %"
+JOB_BAR = "job-bar"                   # dbc.Progress, 0..100
+JOB_CANCEL = "job-cancel"             # cancels whichever background job runs
+
 # -- training -------------------------------------------------------------------
 LIVE = "live-update"
 TRAIN = "train"
-CANCEL = "cancel"
-PROGRESS = "progress"
-PROGRESS_ROW = "progress-row"
-PROGRESS_LABEL = "progress-label"
 TRAIN_INFO = "train-info"
 EXTRACTOR = "extractor"
 EXTRACTOR_HELP = "extractor-help"
@@ -76,9 +80,6 @@ ALL_IMAGES = "train-all-images"
 
 # -- batch ------------------------------------------------------------------------
 APPLY_ALL = "apply-all"
-APPLY_CANCEL = "apply-cancel"
-APPLY_PROGRESS = "apply-progress"
-APPLY_ROW = "apply-row"
 GALLERY = "gallery"
 
 # -- model files ------------------------------------------------------------------
@@ -94,6 +95,7 @@ SPLIT = "obj-split"
 PIXEL_SIZE = "pixel-size"
 PIXEL_UNIT = "pixel-unit"
 MEASURE = "measure"
+MEASURE_REQUEST = "measure-request"   # {"key", settings..., "t"}: measure (the background job) with these
 OBJ_TABLE = "obj-table"
 OBJ_SUMMARY = "obj-summary"
 OBJ_HIST = "obj-hist"
@@ -109,6 +111,8 @@ DL_SEG_PNG = "dl-seg-png"
 DL_SEG_TIFF = "dl-seg-tiff"
 DL_PROBA = "dl-proba"
 DL_ANNOT = "dl-annot"
+DL_ANNOT_JSON = "dl-annot-json"
+ANNOT_UPLOAD = "annot-upload"         # load annotations (JSON or a label image) onto the image on screen
 DL_MODEL = "dl-model"
 DL_ZIP = "dl-zip"
 
@@ -127,5 +131,15 @@ def class_select(class_id: int) -> dict:
 
 
 def gallery_item(item: str) -> dict:
-    """A result thumbnail in the gallery."""
+    """A result thumbnail in the gallery (``item`` = the plane's key ``<image id>_<plane>``)."""
     return {"type": "gallery-item", "item": item}
+
+
+def restore_image(item: str) -> dict:
+    """The Undo button in the toast of a removed image (``item`` = its image id)."""
+    return {"type": "restore-image", "item": item}
+
+
+def removed_toast(item: str) -> dict:
+    """The toast that says an image was removed (closed when the removal is undone)."""
+    return {"type": "removed-toast", "item": item}

@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, dcc, html
 
 from . import ids
-from .figures import GRAPH_CONFIG, empty_figure
+from .figures import GRAPH_CONFIG, empty_figure, empty_histogram
 from .pipeline import SIGMA_LADDER, sigma_indices
 from .session import DEFAULT_SETTINGS
 
@@ -70,7 +70,7 @@ def gallery_items(items: list[dict]) -> list:
     """Results gallery: ``items`` = ``[{"item", "name", "src", "text"}]``."""
     if not items:
         return [html.Div("Apply the model to all images to see every result here.", className="text-muted small")]
-    return [html.Button([html.Img(src=it["src"]), html.Div(it["name"], className="thumb-name"),
+    return [html.Button([html.Img(src=it["src"]), html.Div(it["name"], className="thumb-name"),  # item: plane key
                          html.Div(it["text"], className="thumb-detail")],
                         id=ids.gallery_item(it["item"]), n_clicks=0, className="gallery-card") for it in items]
 
@@ -98,8 +98,21 @@ def model_summary(info: dict) -> html.Div:
     return html.Div(rows)
 
 
+def removed_toast(meta: dict, strokes: int) -> dbc.Toast:
+    """The toast after removing an image: what went, and an Undo button that brings it back."""
+    what = f"Removed {meta['name']}" + (f" and its {strokes} stroke{'s' if strokes != 1 else ''}" if strokes else "")
+    return dbc.Toast([html.Span(what + ". "),
+                      dbc.Button("Undo", id=ids.restore_image(meta["id"]), n_clicks=0, size="sm", color="primary",
+                                 class_name="ms-1 py-0")],
+                     id=ids.removed_toast(meta["id"]), header="Image removed", icon="info", dismissable=True,
+                     duration=20000, class_name="app-toast", is_open=True)
+
+
 def toast(message: str, kind: str = "danger", header: str | None = None) -> dbc.Toast:
+    """A toast; engine messages ("cannot read ...") start with a capital here, as a sentence on screen."""
     headers = {"danger": "Something went wrong", "warning": "Heads up", "success": "Done", "info": "Note"}
+    message = str(message)
+    message = message[:1].upper() + message[1:]
     return dbc.Toast(message, header=header or headers.get(kind, "Note"), icon=kind, dismissable=True,
                      duration=9000 if kind != "danger" else 15000, class_name="app-toast", is_open=True)
 
@@ -116,11 +129,12 @@ def _images_section(max_mb: int):
                         dbc.Button("Add sample", id=ids.SAMPLE_ADD, size="sm", color="secondary", outline=True)],
                        size="sm", class_name="my-2"),
         html.Div(id=ids.THUMBS, className="thumb-list"),
-        html.Div([_label("Plane"), dcc.Slider(id=ids.PLANE_SLIDER, min=0, max=1, step=1, value=0,
+        html.Div([_label("Plane"), dcc.Slider(id=ids.PLANE_SLIDER, min=1, max=2, step=1, value=1,
                                               marks=None, tooltip={"placement": "bottom", "always_visible": False})],
                  id=ids.PLANE_ROW, style={"display": "none"}),
-        html.Div(dbc.Button("Remove image", id=ids.DELETE_IMAGE, size="sm", color="link",
-                            class_name="text-danger p-0 small-link"), className="text-end"),
+        html.Div(dbc.Button("Remove this image", id=ids.DELETE_IMAGE, size="sm", color="link",
+                            class_name="text-danger p-0 small-link"), id=ids.DELETE_ROW, className="text-end",
+                 style={"display": "none"}),
     )
 
 
@@ -154,12 +168,6 @@ def _training_section():
                   dbc.Button("Train", id=ids.TRAIN, color="primary", size="sm", class_name="px-4")],
                  className="d-flex justify-content-between align-items-center"),
         dbc.Checkbox(id=ids.ALL_IMAGES, label="Train on all images' annotations", value=True, class_name="mt-2 small"),
-        html.Div([html.Div(id=ids.PROGRESS_LABEL, className="small text-muted mb-1"),
-                  html.Div([dbc.Progress(id=ids.PROGRESS, value=0, striped=True, animated=True,
-                                         class_name="flex-grow-1"),
-                            dbc.Button("Cancel", id=ids.CANCEL, size="sm", color="danger", outline=True)],
-                           className="d-flex gap-2 align-items-center")],
-                 id=ids.PROGRESS_ROW, className="mt-2", style={"display": "none"}),
         html.Div(id=ids.TRAIN_INFO, className="train-info mt-2")
     )
 
@@ -195,13 +203,32 @@ def _export_section():
     return _section(
         "Model & downloads",
         html.Div([dl("Segmentation PNG", ids.DL_SEG_PNG), dl("Segmentation TIFF", ids.DL_SEG_TIFF),
-                  dl("Probabilities TIFF", ids.DL_PROBA), dl("Annotations PNG", ids.DL_ANNOT),
-                  dl("Model file (.segapp)", ids.DL_MODEL), dl("All results (ZIP)", ids.DL_ZIP)],
+                  dl("Probabilities TIFF", ids.DL_PROBA), dl("Model file (.segapp)", ids.DL_MODEL),
+                  dl("Annotations JSON", ids.DL_ANNOT_JSON), dl("Annotations PNG", ids.DL_ANNOT),
+                  dl("All results (ZIP)", ids.DL_ZIP)],
                  className="dl-grid"),
+        dcc.Upload(id=ids.ANNOT_UPLOAD, className="dropzone small-drop mt-2",
+                   children=html.Div(["Load annotations (JSON or label PNG/TIFF) onto this image"],
+                                     className="small")),
         html.Div(id=ids.MODEL_INFO, className="small text-muted mt-2"),
         dcc.Upload(id=ids.MODEL_UPLOAD, className="dropzone small-drop mt-2",
                    children=html.Div(["Load a model file (.segapp) to apply it"], className="small"))
     )
+
+
+def job_banner():
+    """The ONE progress banner of every long job, over the top of the canvas (label, fraction, bar, Cancel).
+
+    Background callbacks show it with :func:`~segapp.ui.callbacks.common.canvas_job`; its own CSS
+    class sets ``display: flex`` without ``!important``, so the inline ``display: none`` hides it.
+    """
+    return html.Div([
+        html.Div([html.Span(className="spinner-border spinner-border-sm job-spinner"),
+                  html.Span(id=ids.JOB_LABEL, className="job-label"),
+                  html.Span(id=ids.JOB_FRACTION, className="job-fraction")], className="job-text"),
+        dbc.Progress(id=ids.JOB_BAR, value=0, striped=True, animated=True, class_name="job-bar"),
+        dbc.Button("Cancel", id=ids.JOB_CANCEL, size="sm", color="light", outline=True, class_name="job-cancel"),
+    ], id=ids.JOB_BANNER, className="job-banner", role="status", style={"display": "none"})
 
 
 def _toolbar():
@@ -226,14 +253,15 @@ def _objects_tab():
         dbc.Col([
             _label("Smoothing (radius, px)"), dcc.Slider(id=ids.SMOOTH, min=0, max=10, step=1, value=0, marks=None,
                                                           tooltip={"placement": "bottom"}),
-            _label("Minimum object size (px)"), dbc.Input(id=ids.MIN_SIZE, type="number", min=0, value=20, size="sm"),
+            _label("Minimum object size (px)"), dbc.Input(id=ids.MIN_SIZE, type="number", min=0, value=20, size="sm",
+                                                                  debounce=True),
             dbc.Checkbox(id=ids.FILL_HOLES, label="Fill holes", value=True, class_name="mt-2 small"),
             _label("Objects of class", className="sb-label mt-2"),
             dcc.Dropdown(id=ids.OBJ_CLASS, options=[], clearable=False),
             dbc.Checkbox(id=ids.SPLIT, label="Split touching objects", value=True, class_name="mt-2 small"),
             dbc.Row([dbc.Col([_label("Pixel size"), dbc.Input(id=ids.PIXEL_SIZE, type="number", min=0,
-                                                               placeholder="optional", size="sm")]),
-                     dbc.Col([_label("Unit"), dbc.Input(id=ids.PIXEL_UNIT, value="µm", size="sm")])],
+                                                               placeholder="optional", size="sm", debounce=True)]),
+                     dbc.Col([_label("Unit"), dbc.Input(id=ids.PIXEL_UNIT, value="µm", size="sm", debounce=True)])],
                     class_name="g-2 mt-1"),
             html.Div([dbc.Button("Measure objects", id=ids.MEASURE, color="primary", size="sm"),
                       dbc.Button("CSV", id=ids.OBJ_CSV, color="secondary", outline=True, size="sm")],
@@ -241,7 +269,7 @@ def _objects_tab():
         ], width=3, class_name="obj-controls"),
         dbc.Col([html.Div(id=ids.OBJ_SUMMARY, className="obj-summary"),
                  dcc.Graph(id=ids.OBJ_HIST, config={"displayModeBar": False}, style={"height": "220px"},
-                           figure=empty_figure()),
+                           figure=empty_histogram()),
                  ], width=4),
         dbc.Col(dash_table.DataTable(
             id=ids.OBJ_TABLE, data=[], columns=[], sort_action="native", page_size=12,
@@ -255,16 +283,13 @@ def _results_panel():
     return dbc.Tabs([
         dbc.Tab(_objects_tab(), label="Objects", tab_id="objects", class_name="p-3"),
         dbc.Tab([html.Div([dbc.Button("Apply model to all images", id=ids.APPLY_ALL, color="primary", size="sm"),
-                           html.Div([dbc.Progress(id=ids.APPLY_PROGRESS, value=0, striped=True, animated=True,
-                                                  class_name="flex-grow-1"),
-                                     dbc.Button("Cancel", id=ids.APPLY_CANCEL, size="sm", color="danger",
-                                                outline=True)],
-                                    id=ids.APPLY_ROW, className="d-flex gap-2 align-items-center flex-grow-1",
-                                    style={"display": "none"})], className="d-flex gap-3 align-items-center mb-3"),
+                           html.Span("Progress shows on the canvas.", className="small text-muted")],
+                          className="d-flex gap-3 align-items-center mb-3"),
                  html.Div(id=ids.GALLERY, className="gallery")],
                 label="All images", tab_id="gallery", class_name="p-3"),
-        dbc.Tab([html.P("Upload a ground-truth label image (same size, class ids as painted) to score the current "
-                        "segmentation.", className="small text-muted"),
+        dbc.Tab([html.P("Upload the ground truth of this image (same size) to score its segmentation: class ids "
+                        "(0 = not scored), a 0/255 or 0/1 binary mask or an instance mask (two classes: 0 is the "
+                        "first class), or a colour-coded mask in the classes' colours.", className="small text-muted"),
                  dcc.Upload(id=ids.GT_UPLOAD, className="dropzone small-drop",
                             children=html.Div("Drop a ground-truth mask (PNG/TIFF)", className="small")),
                  html.Div(id=ids.EVAL_RESULT, className="mt-3")],
@@ -281,6 +306,7 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
         dcc.Store(id=ids.ANNOT_VERSION, data=None), dcc.Store(id=ids.TRAIN_REQUEST, data=None),
         dcc.Store(id=ids.EXTRACT_REQUEST, data=None), dcc.Store(id=ids.MODEL_VERSION, data=None),
         dcc.Store(id=ids.SCALE, data=1.0), dcc.Store(id=ids.OVERLAY, data=None),
+        dcc.Store(id=ids.MEASURE_REQUEST, data=None),
         dcc.Store(id=ids.VIEW, data=None), dcc.Store(id=ids.TILE_QUEUE, data=None),
         dcc.Interval(id=ids.TILE_TIMER, interval=700, disabled=True), dcc.Store(id=ids.TILE_SEEN, data=None),
         dcc.Download(id=ids.DOWNLOAD),
@@ -299,7 +325,8 @@ def build_layout(settings, extractor_options: list[dict]) -> html.Div:
         always_open=True, active_item=["item-0", "item-1", "item-2"], flush=True), className="sidebar")
     canvas = html.Div([
         _toolbar(),
-        html.Div([html.Div([html.H4("Start by adding an image"),
+        html.Div([job_banner(),
+                  html.Div([html.H4("Start by adding an image"),
                             html.P("Drop files on the left, or pick a sample. Then paint a few strokes per class — "
                                    "keys 1–9 switch class, 0 erases, scroll zooms, Ctrl+Z undoes.")],
                            id=ids.EMPTY_HINT, className="empty-hint"),

@@ -31,6 +31,10 @@ from .session import Session, split_key
 SIGMA_LADDER = [0.3, 0.7, 1.0, 1.6, 2.5, 3.5, 5.0, 7.0, 10.0, 16.0]
 
 
+class OnlyOtherKindPainted(AnnotationError):
+    """Training for the image on screen found strokes only on images of another kind (channel layout)."""
+
+
 class FeaturesMissing(Exception):
     """Raised by :class:`StrictCache` on a miss (deliberately not a SegappError)."""
 
@@ -127,32 +131,113 @@ def labels_for(sess: Session, k: str) -> np.ndarray:
     return lab
 
 
+def kind(channels: int | None) -> str:
+    """What users call images with ``channels`` channels.
+
+    Examples
+    --------
+    >>> kind(1), kind(3), kind(2)
+    ('grey', 'colour', '2-channel')
+    """
+    return {1: "grey", 3: "colour"}.get(channels, f"{channels}-channel")
+
+
+def channels_of(sess: Session, k: str | None) -> int | None:
+    """Channel count of the image behind plane key ``k`` (None when there is no such image)."""
+    meta = sess.meta(split_key(k)[0]) if k else None
+    return int(meta["shape"][3]) if meta else None
+
+
 def training_set(sess: Session, current_key: str | None, all_images: bool):
-    """``(keys, images, labels)`` of the planes to train on."""
+    """``(keys, images, labels)`` of the planes to train on.
+
+    A model learns from one kind of image (one channel layout): with grey and colour
+    images both painted, the model follows the kind of the image on screen and
+    learns from the painted images of that kind; the other kind keeps its strokes and
+    gets its own model when one of its images is shown (see :func:`other_kinds`).
+    """
     keys = sess.annotated_keys()
     if not all_images:
         keys = [k for k in keys if k == current_key]
-    images, labels, used = [], [], []
+    want = channels_of(sess, current_key)
+    images, labels, used, elsewhere = [], [], [], 0
     for k in keys:
         lab = labels_for(sess, k)
         if not lab.any():
             continue
         iid, z = split_key(k)
-        images.append(sess.plane(iid, z))
+        image = sess.plane(iid, z)
+        if want is None:
+            want = image.shape[-1]
+        if image.shape[-1] != want:
+            elsewhere += 1
+            continue
+        images.append(image)
         labels.append(lab)
         used.append(k)
     if not used:
+        if elsewhere:
+            raise OnlyOtherKindPainted(f"nothing painted on {kind(want)} images yet: paint two classes on this one "
+                                  f"(a model learns from one kind of image; your strokes on {elsewhere} "
+                                  f"other image(s) are kept for theirs)")
         raise AnnotationError("nothing painted yet: paint a stroke for each of at least two classes")
-    channels = {im.shape[-1] for im in images}
-    if len(channels) > 1:
-        raise AnnotationError("painted images differ in channels (grey and colour): untick "
-                              "'Train on all images' or paint images of one kind")
     return used, images, labels
 
 
+def other_kinds(sess: Session, channels: int) -> int:
+    """How many painted planes are of another kind (channel layout) than ``channels``."""
+    return sum(1 for k in sess.annotated_keys() if channels_of(sess, k) not in (None, channels))
+
+
+def kind_message(info: dict) -> str | None:
+    """What to tell the user when a model learnt from one kind of image while another kind is painted too.
+
+    Examples
+    --------
+    >>> kind_message({"channels": 1, "other_kinds": 3}).split(":")[0]
+    'This model learns from your grey images only'
+    >>> kind_message({"channels": 3, "other_kinds": 0}) is None
+    True
+    """
+    if not info.get("other_kinds"):
+        return None
+    return (f"This model learns from your {kind(info.get('channels'))} images only: a model learns from one kind "
+            f"of image. Your strokes on {info['other_kinds']} image(s) of another kind are kept; showing one of "
+            "them trains a model for that kind.")
+
+
+def warm_features(seg: Segmenter, images: list, progress) -> None:
+    """For ``features="auto"``: extract every available candidate's parts (into ``seg``'s cache) with progress.
+
+    Auto's choice needs them all, so its slow part shows its progress too (a fixed
+    extractor's first extraction has its own, per painted tile, in :func:`train`).
+    ``progress(fraction, detail)``.
+    """
+    from ..autoselect import all_available, candidates
+    from ..features import get_extractor
+
+    found = {}
+    for name in candidates():
+        ex = get_extractor(name)
+        if all_available(ex)[0]:
+            for part in getattr(ex, "parts", [ex]):
+                found.setdefault(part.key(), (part.name, part))
+    steps = len(found) * len(images) + 1  # the last step: auto's cross-validation and the fit
+    for j, (name, extractor) in enumerate(found.values()):
+        for i, img in enumerate(images):
+            n = j * len(images) + i
+            detail = f"auto: {name} · image {i + 1}/{len(images)}"
+            seg.features(img, extractor, progress=lambda f, n=n, d=detail: progress((n + f) / steps, d))
+    progress((steps - 1) / steps, "auto: comparing extractors")
+
+
 # -- model state -------------------------------------------------------------------------
-def is_stale(sess: Session) -> bool:
-    """True when the stored model does not reflect the current annotations and settings."""
+def is_stale(sess: Session, current_key: str | None = None) -> bool:
+    """True when the stored model does not reflect the annotations, the settings, or the kind of image on screen.
+
+    A trained model of another channel layout than the image behind ``current_key``
+    is stale for it (one model per kind of image, see :func:`training_set`).
+    """
     info = sess.model_info()
     if not info:
         return True
@@ -160,7 +245,34 @@ def is_stale(sess: Session) -> bool:
         return True
     if info.get("source") == "uploaded":
         return False
+    if not fits(info, channels_of(sess, current_key)):
+        return True
     return info.get("settings") != _settings_stamp(sess.settings(), sess.classes())
+
+
+def fits(info: dict, channels: int | None) -> bool:
+    """Whether a model (its ``info``) can segment images of ``channels`` channels (unknown: yes).
+
+    Examples
+    --------
+    >>> fits({"channels": 3}, 1), fits({"channels": 3}, 3), fits({}, 1), fits({"channels": 1}, None)
+    (False, True, True, True)
+    """
+    return channels is None or info.get("channels") in (None, channels)
+
+
+def forget_unpainted_model(sess: Session) -> bool:
+    """Drop a trained model and its results once nothing is painted any more (after Clear all, say).
+
+    The overlay and the header then stop showing a model of strokes that no longer exist;
+    Undo brings the strokes back and they retrain.  Uploaded models are kept.  Returns
+    True when the model was dropped.
+    """
+    info = sess.model_info()
+    if not info or info.get("source") == "uploaded" or sess.annotated_keys():
+        return False
+    sess.clear_model()
+    return True
 
 
 def load_model(sess: Session, models: ModelCache, cache) -> Segmenter | None:
@@ -190,21 +302,26 @@ def train(sess: Session, cache, models: ModelCache, current_key: str | None, *, 
     settings, classes, info = sess.settings(), sess.classes(), sess.model_info()
     keys, images, labels = training_set(sess, current_key, settings["all_images"])
     extractor = None
-    if settings["extractor"] == "auto" and not force and info.get("auto", {}).get("config") and \
+    last_auto = info.get("auto") or {}  # None when the last model was not trained with auto
+    if settings["extractor"] == "auto" and not force and last_auto.get("config") and \
             info.get("settings") == _settings_stamp(settings, classes):
-        extractor = info["auto"]["config"]  # exactly the extractor auto chose (cached features match)
+        extractor = last_auto["config"]  # exactly the extractor auto chose (cached features match)
     seg = Segmenter(**segmenter_kwargs(settings, classes, extractor), cache=cache)
     if progress and seg.extractor is not None:  # progress of the (slow) first extraction, per image:
         for i, (img, lab) in enumerate(zip(images, labels)):  # only the tiles under the paint (fit needs no
             tiles = seg.feature_tiles(img)                      # more); the rest is extracted viewport-first
             painted = np.unique(tiles.grid.of_pixels(*np.nonzero(lab))).tolist()
             tiles.compute([divmod(t, tiles.grid.shape[1]) for t in painted], progress=lambda f, i=i: progress(
-                0.8 * (i + f) / len(images), f"features {i + 1}/{len(images)}"))
+                0.8 * (i + f) / len(images), f"image {i + 1}/{len(images)}"))
+    elif progress:  # auto: extract each candidate's parts with progress (its choice needs them all)
+        warm_features(seg, images, progress)
     seg.fit(images, labels)
     auto = info.get("auto") if extractor else (seg.auto_report and {
         "chosen": seg.auto_report["chosen"], "reason": seg.auto_report["reason"], "config": seg.extractor.config()})
+    channels = int(images[0].shape[-1])
     doc = {"source": "trained", "annot_rev": sess.annot_rev(), "settings": _settings_stamp(settings, classes),
-           "extractor": seg.extractor.name, "auto": auto, "keys": keys, **seg.training_info}
+           "extractor": seg.extractor.name, "auto": auto, "keys": keys, "channels": channels,
+           "other_kinds": other_kinds(sess, channels) if settings["all_images"] else 0, **seg.training_info}
     if save_in_thread:  # the overlay need not wait for the model file (~0.1 s); readers wait for it
         version = sess.put_model(None, doc)
         threading.Thread(target=lambda: sess.put_model_file(version, seg.save()), daemon=True).start()
@@ -242,13 +359,15 @@ def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *
 
     trained = predicted = False
     done, todo = [], []
-    if force or (retrain and is_stale(sess)):
+    if force or (retrain and is_stale(sess, current_key)):
         seg, version = train(sess, cache, models, current_key, force=force, progress=progress,
                              save_in_thread=save_in_thread)
         trained = True
     else:
         seg = load_model(sess, models, cache)
         version = sess.model_info().get("version")
+        if not fits(sess.model_info(), channels_of(sess, current_key)):
+            seg = None  # a model of the other kind of image: nothing to predict here until it retrains
     if seg is not None and current_key is not None and sess.meta(split_key(current_key)[0]) is not None:
         todo = OT.plan(sess, seg, current_key, version, view)
         if todo:

@@ -28,10 +28,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,12 +85,14 @@ class Session:
         return iid
 
     def images(self) -> list[dict]:
-        """Metadata of the session's images, oldest first."""
+        """Metadata of the session's images, oldest first (a removed image, still undoable, is not listed)."""
         out = [self.store.get_json(self.sid, "meta", i) for i in self.store.list(self.sid, "meta")]
-        return sorted((m for m in out if m), key=lambda m: m["added"])
+        return sorted((m for m in out if m and not m.get("removed")), key=lambda m: m["added"])
 
     def meta(self, iid: str) -> dict | None:
-        return self.store.get_json(self.sid, "meta", iid)
+        """Metadata of one image; None when it is not (or no longer) in the session."""
+        meta = self.store.get_json(self.sid, "meta", iid)
+        return None if not meta or meta.get("removed") else meta
 
     def stack(self, iid: str) -> np.ndarray:
         """The image ``(Z, H, W, C)``, read-only (memory-mapped where the store allows: no copy)."""
@@ -113,8 +115,38 @@ class Session:
     def put_display(self, k: str, png: bytes) -> None:
         self.store.put(self.sid, "display", k, png)
 
-    def delete_image(self, iid: str) -> None:
+    def remove_image(self, iid: str) -> dict | None:
+        """Take an image out of the session, undoably (:meth:`restore_image`); returns its metadata.
+
+        Its pixels, strokes and results stay stored until the next removal, which deletes
+        the previously removed image for good.  Training no longer sees its strokes.
+        """
         meta = self.meta(iid)
+        if meta is None:
+            return None
+        previous = self.store.get_json(self.sid, "state", "removed")
+        if previous and previous.get("id") != iid:
+            self.delete_image(previous["id"])
+        self.store.put_json(self.sid, "meta", iid, {**meta, "removed": time.time()})
+        self.store.put_json(self.sid, "state", "removed", {"id": iid, "name": meta["name"]})
+        self._bump_annot_rev()
+        return meta
+
+    def restore_image(self, iid: str) -> dict | None:
+        """Bring back the image :meth:`remove_image` took out last (None when it is gone for good)."""
+        previous = self.store.get_json(self.sid, "state", "removed")
+        meta = self.store.get_json(self.sid, "meta", iid)
+        if not previous or previous.get("id") != iid or not meta or not meta.get("removed"):
+            return None
+        meta.pop("removed")
+        self.store.put_json(self.sid, "meta", iid, meta)
+        self.store.delete(self.sid, "state", "removed")
+        self._bump_annot_rev()
+        return meta
+
+    def delete_image(self, iid: str) -> None:
+        """Delete an image with its strokes and results for good."""
+        meta = self.store.get_json(self.sid, "meta", iid)
         for kind in ("image", "meta", "thumb"):
             self.store.delete(self.sid, kind, iid)
         for z in range(meta["shape"][0] if meta else 1):
@@ -144,11 +176,14 @@ class Session:
             self.store.put_array(self.sid, "labels", k, labels)
         else:
             self.store.delete(self.sid, "labels", k)  # recomputed on demand
-        self.store.put_json(self.sid, "state", "annot-rev", self.annot_rev() + 1)
+        self._bump_annot_rev()
+
+    def _bump_annot_rev(self) -> None:
+        self.store.incr(self.sid, "annot-rev")  # atomic in every process (Redis INCR / file lock)
 
     def annot_rev(self) -> int:
         """Counter bumped by every annotation change (the model records the one it saw)."""
-        return int(self.store.get_json(self.sid, "state", "annot-rev", 0))
+        return self.store.counter(self.sid, "annot-rev")
 
     def remove_class_shapes(self, class_id: int, parse) -> int:
         """Drop the shapes of one class from every plane (undoable); returns how many went."""
@@ -190,8 +225,9 @@ class Session:
         self.store.put_array(self.sid, "labels", k, labels)
 
     def annotated_keys(self) -> list[str]:
-        """Keys of planes that have at least one shape."""
-        return [k for k in self.store.list(self.sid, "annot") if self.shapes(k)]
+        """Keys of planes (of images in the session) that have at least one shape."""
+        live = {m["id"] for m in self.images()}
+        return [k for k in self.store.list(self.sid, "annot") if split_key(k)[0] in live and self.shapes(k)]
 
     # -- classes, settings, current image ---------------------------------------------
     def classes(self) -> list[dict]:
@@ -216,13 +252,17 @@ class Session:
     def put_model(self, data: bytes | None, info: dict) -> int:
         """Record a new model (``info``) and store its file; returns the new model version.
 
+        Versions come from an atomic counter, so every model gets its own, and the
+        record is a versioned write: when two processes train one session, a model
+        that finishes after a newer one was recorded is kept out (it never
+        replaces the newer one; ``model_info()["version"]`` tells the caller).
         With ``data=None`` only the record is written and the caller stores the file
         later with :meth:`put_model_file` (saving takes a while; readers wait for it).
         """
-        version = self.model_info().get("version", 0) + 1
-        if data is not None:
+        version = self.store.incr(self.sid, "model-version")
+        doc = json.dumps({**info, "version": version}).encode()
+        if self.store.put_if_newer(self.sid, "state", "model", version, doc) and data is not None:
             self.put_model_file(version, data)
-        self.store.put_json(self.sid, "state", "model", {**info, "version": version})
         return version
 
     def put_model_file(self, version: int, data: bytes) -> None:
@@ -242,6 +282,17 @@ class Session:
             if data is not None or time.time() > end:
                 return data
             time.sleep(0.05)
+
+    def clear_model(self) -> None:
+        """Forget the model and every result and measurement (the strokes and images stay)."""
+        self.store.delete(self.sid, "state", "model")
+        for item in self.store.list(self.sid, "model"):
+            self.store.delete(self.sid, "model", item)
+        for k in self.result_keys():
+            for kind in ("result", "proba", "objects"):
+                self.store.delete(self.sid, kind, k)
+            self.store.delete(self.sid, "state", f"res-{k}")
+        self.store.delete(self.sid, "state", "objects")
 
     def model_info(self) -> dict:
         return self.store.get_json(self.sid, "state", "model", {}) or {}
@@ -273,18 +324,12 @@ class Session:
 
 @dataclass
 class Services:
-    """Per-process infrastructure shared by all sessions (no per-user data).
-
-    ``locks`` serialises training per session id, so quick successive strokes
-    coalesce instead of competing for the CPU.
-    """
+    """Per-process infrastructure shared by all sessions (no per-user data)."""
 
     settings: object
     store: Store
     feature_cache: object
     models: object = None
-    locks: dict = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
 
     _session_key: bytes | None = None
 
@@ -315,11 +360,28 @@ class Services:
         """The browser-side id of store session ``sid`` (a fresh session when None)."""
         return sign_session_id(sid, self.signing_key()) if sid else issue_session_id(self.signing_key())
 
-    def lock(self, sid: str) -> threading.Lock:
-        with self._guard:
-            if len(self.locks) > 10_000:
-                self.locks = {k: v for k, v in self.locks.items() if v.locked()}
-            return self.locks.setdefault(sid, threading.Lock())
+    def lock(self, sid: str, wait: float | None = None):
+        """The session's training lock, shared by every process and host of the deployment.
+
+        Serialises training per session (quick successive strokes coalesce instead
+        of competing for the CPU) across gunicorn workers, background jobs and
+        Celery workers: a Redis lock in distributed mode, a file lock in embedded
+        mode.  ``with services.lock(sid):`` waits (at most ``wait`` s, then
+        :class:`~segapp.store.LockTimeout`); ``.acquire(timeout=0)`` only tries.
+        """
+        return self.store.lock(sid, "train", lease=60.0, wait=wait)
+
+    def job_slot(self, wait: float | None = None):
+        """A turn among the host's background jobs (bounds memory: ``SEGAPP_MAX_JOBS`` at once).
+
+        Embedded mode runs each background job in its own process on the web
+        server's host, so ten sessions starting their first extraction together
+        would run ten at once; this makes them take turns.  In distributed mode
+        the workers' pool size already bounds it: no slot is needed.
+        """
+        if getattr(self.settings, "distributed", False):
+            return contextlib.nullcontext()
+        return self.store.semaphore("jobs", getattr(self.settings, "job_slots", 1), wait=wait)
 
 
 # -- undo history: each step stores only what changed, and the whole history is bounded in bytes -------

@@ -12,9 +12,13 @@ from ...errors import SegappError
 from .. import ids
 from ..layout import gallery_items
 from ..pipeline import load_model, predict
+from ..remote import features_job_queue, here_holds_features
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
-from .common import background_job, callback_spec, valid_session, wire
+from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
+
+
+APPLYING = "Applying the model"  # the banner label
 
 
 def all_keys(sess) -> list[tuple[dict, int, str]]:
@@ -46,7 +50,7 @@ def gallery(sess) -> list:
             continue
         stale = sess.result_version(k) != info.get("version")
         plane = f" · plane {z + 1}" if meta["shape"][0] > 1 else ""
-        items.append({"item": meta["id"], "name": meta["name"] + plane, "src": src,
+        items.append({"item": k, "name": meta["name"] + plane, "src": src,
                       "text": f"model v{sess.result_version(k)}" + (" (older model)" if stale else "")})
     return gallery_items(items)
 
@@ -70,8 +74,7 @@ def show_gallery(tab, sid, *, services):
     output=dict(gallery=Output(ids.GALLERY, "children", allow_duplicate=True),
                 model_version=Output(ids.MODEL_VERSION, "data", allow_duplicate=True)),
     inputs=dict(n_clicks=Input(ids.APPLY_ALL, "n_clicks")), state=dict(sid=State(ids.SESSION, "data")),
-    **background_job(progress=[Output(ids.APPLY_PROGRESS, "value"), Output(ids.APPLY_PROGRESS, "label")],
-                     row=ids.APPLY_ROW, cancel=ids.APPLY_CANCEL, disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
+    **canvas_job(APPLYING, disable=(ids.APPLY_ALL, ids.TRAIN), interval=400),
 )
 def apply_all(set_progress, n_clicks, sid, *, services, notify):
     """Predict every plane of every image with the current model (skipping up-to-date results).
@@ -79,7 +82,7 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
     Parameters
     ----------
     set_progress : callable
-        ``set_progress((percent, label))`` moves the progress bar.
+        Dash's progress setter (the canvas banner, through :func:`~.common.banner_progress`).
     n_clicks : int
     sid : str
 
@@ -90,21 +93,34 @@ def apply_all(set_progress, n_clicks, sid, *, services, notify):
         PreventUpdate (after a toast) when there is no model.
     """
     sess = services.session(sid)
+    banner_progress(set_progress, APPLYING)(0, "waiting for a free job slot")
     try:
-        seg = load_model(sess, services.models, services.feature_cache)
-        if seg is None:
-            raise SegappError("no model yet: paint two classes and train, or load a model file")
-        version = sess.model_info()["version"]
-        todo = all_keys(sess)
-        for i, (meta, z, k) in enumerate(todo):
-            set_progress((int(100 * i / len(todo)) or 2, f"{i + 1}/{len(todo)} {meta['name']}"))
-            if sess.result_version(k) != version:
-                predict(sess, seg, k, version)
+        with services.job_slot(wait=600):
+            return _apply_all(set_progress, sess, services, notify)
     except SegappError as e:
         notify(str(e), "danger", "Could not apply the model")
         raise PreventUpdate
+
+
+def _apply_all(set_progress, sess, services, notify) -> dict:
+    seg = load_model(sess, services.models, services.feature_cache)
+    if seg is None:
+        raise SegappError("no model yet: paint two classes and train, or load a model file")
+    version = sess.model_info()["version"]
+    todo = all_keys(sess)
+    report = banner_progress(set_progress, APPLYING)
+    for i, (meta, z, k) in enumerate(todo):
+        name = meta["name"] + (f" · plane {z + 1}" if meta["shape"][0] > 1 else "")
+        report(i / len(todo), name, count=(i + 1, len(todo)))
+        if sess.result_version(k) != version:
+            predict(sess, seg, k, version,
+                    progress=lambda f, i=i, name=name: report((i + f) / len(todo), name, count=(i + 1, len(todo))))
+    here_holds_features(services, sess.sid)  # distributed: this worker now has the features of every image
     notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
     return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}
+
+
+apply_all.job_queue = features_job_queue  # distributed: where the session's features are, or a GPU
 
 
 def register(app, services):

@@ -16,7 +16,8 @@ from .. import ids
 from .. import overlay_tiles as OT
 from ..figures import base_image_uri, canvas_figure, empty_figure, style_shapes
 from ..pipeline import load_model
-from ..session import key
+from ..remote import fill_rest
+from ..session import key, split_key
 from .common import callback_spec, valid_session, wire
 
 HIDDEN, SHOWN = {"display": "none"}, {}
@@ -138,7 +139,10 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
     prevent_initial_call=True,
 )
 def save_strokes(relayout, sid, cur, classes, show, *, services, notify):
-    """A drawn, edited or erased shape: store it (with its rasterised labels) for this plane.
+    """A drawn stroke: store the strokes (with their rasterised labels) for this plane.
+
+    Strokes are not editable (figures.style_shape); a relayout that edits one
+    (``shapes[i].*``) changes nothing and the stored strokes are sent back.
 
     Parameters
     ----------
@@ -153,7 +157,8 @@ def save_strokes(relayout, sid, cur, classes, show, *, services, notify):
         are left out, removed from the canvas and named in a toast; a malformed event raises
         AnnotationError (a toast) and changes nothing.
     """
-    if not relayout or not cur or not any(isinstance(k, str) and k.startswith("shapes") for k in relayout):
+    if not relayout or not cur or not any(isinstance(k, str) and k.startswith("shapes") for k in relayout) \
+            or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
@@ -161,6 +166,8 @@ def save_strokes(relayout, sid, cur, classes, show, *, services, notify):
     if meta is None:
         raise PreventUpdate
     old = sess.shapes(k)
+    if "shapes" not in relayout:  # an edit of a stroke ("shapes[i].path"): strokes are not editable; put it back
+        return {"annot_version": no_update, "figure": _shapes_patch(old, classes, show)}
     shapes, bad = split_valid(apply_relayout(old, relayout))
     if count_points(shapes) > MAX_POINTS:
         raise AnnotationError(f"this image's strokes would have more than {MAX_POINTS:,} points; "
@@ -213,10 +220,11 @@ def edit_history(undo, redo, clear_class, clear_all, sid, cur, classes, active, 
         shapes = sess.undo(k)
     elif trigger == ids.REDO:
         shapes = sess.redo(k)
-    else:
-        keep = [] if trigger == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
-        sess.set_shapes(k, keep)
-        shapes = keep
+    elif trigger in (ids.CLEAR_CLASS, ids.CLEAR_ALL):
+        shapes = [] if trigger == ids.CLEAR_ALL else [s for s in before if _class_of(s) != active]
+        sess.set_shapes(k, shapes)
+    else:  # not one of the four buttons: change nothing
+        raise PreventUpdate
     if shapes == before:
         raise PreventUpdate
     return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
@@ -274,14 +282,23 @@ def show_overlay(model_version, mode, proba_class, classes, sid, cur, view=None,
         return {"overlay": no_update, "proba_style": style, "tile_queue": no_update}
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
+    overlay, seg = current_payload(sess, services, k, mode, proba_class, classes, view)
+    if seg is None:
+        return {"overlay": overlay, "proba_style": style, "tile_queue": no_update}
+    version = overlay["version"]
+    queue = _queue(k, version, OT.plan(sess, seg, k, version, view)) if trigger == ids.MODEL_VERSION else no_update
+    return {"overlay": overlay, "proba_style": style, "tile_queue": queue}
+
+
+def current_payload(sess, services, k: str, mode: str, proba_class, classes, view=None):
+    """``(overlay, seg)``: the OVERLAY store data of every tile already predicted for plane ``k`` in ``mode``
+    (``clear`` without a model), and the model (None without one)."""
     seg = load_model(sess, services.models, services.feature_cache)
-    if seg is None or sess.meta(cur["image"]) is None:
-        return {"overlay": {"key": k, "tiles": [], "clear": True}, "proba_style": style, "tile_queue": no_update}
+    if seg is None or sess.meta(split_key(k)[0]) is None:
+        return {"key": k, "tiles": [], "clear": True}, None
     version = sess.model_info()["version"]
     tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes, view)
-    queue = _queue(k, version, OT.plan(sess, seg, k, version, view)) if trigger == ids.MODEL_VERSION else no_update
-    return {"overlay": {"key": k, "version": version, "tiles": tiles, "clear": mode == "none"},
-            "proba_style": style, "tile_queue": queue}
+    return {"key": k, "version": version, "tiles": tiles, "clear": mode == "none"}, seg
 
 
 @callback_spec(
@@ -325,8 +342,8 @@ def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=Non
         return done_out
     version = info["version"]
     todo = OT.plan(sess, seg, k, version, view)
-    if todo:  # the work runs in a thread of this process: ticks stay quick and never overlap
-        OT.ensure_worker(sess, seg, k, version, view)
+    if todo:  # the work runs in a thread where the features are (here, or their worker): ticks stay quick
+        fill_rest(services, sess, seg, k, version, view)
     shown = set((seen or {}).get("tiles", [])) if (seen or {}).get("key") == k and \
         (seen or {}).get("v") == version else set()
     tiles = OT.current_overlays(sess, seg, k, version, mode, proba_class, classes or sess.classes(), view, shown)

@@ -114,33 +114,67 @@ def callback_spec(**spec):
     return attach
 
 
-def background_job(*, progress: list, row: str, cancel: str, disable: tuple[str, ...], interval: int) -> dict:
-    """The :func:`callback_spec` arguments of a cancellable background job with a progress bar.
+JOB_PROGRESS = [Output(ids.JOB_BAR, "value"), Output(ids.JOB_LABEL, "children"), Output(ids.JOB_FRACTION, "children")]
+
+
+def canvas_job(label: str, *, disable: tuple[str, ...] = (), interval: int = 300) -> dict:
+    """The :func:`callback_spec` arguments of a cancellable background job shown on the canvas banner.
+
+    Every long job (first feature extraction, auto's choice, batch apply, measuring)
+    uses the ONE banner over the canvas (:func:`segapp.ui.layout.job_banner`) and its
+    one Cancel button; the function's ``set_progress`` is fed through :func:`banner_progress`.
 
     Parameters
     ----------
-    progress : list of Output
-        What ``set_progress((value, label))`` updates.
-    row : str
-        Id of the progress row, shown while the job runs.
-    cancel : str
-        Id of the button that cancels the job.
+    label : str
+        What the banner says from the moment the job starts (progress adds the details).
     disable : tuple of str
-        Ids of the buttons disabled while it runs.
+        Ids of the buttons disabled while the job runs.
     interval : int
         How often (ms) the browser polls for progress.
 
     Examples
     --------
-    >>> spec = background_job(progress=[Output("bar", "value")], row="bar-row", cancel="stop", disable=("go",),
-    ...                       interval=250)
-    >>> spec["background"], len(spec["running"]), spec["progress_default"]
-    (True, 2, [0])
+    >>> spec = canvas_job("Measuring", disable=("go",), interval=250)
+    >>> spec["background"], len(spec["running"]), spec["progress_default"], spec["cancel"][0].component_id
+    (True, 3, [0, '', ''], 'job-cancel')
     """
-    return dict(background=True, interval=interval, prevent_initial_call=True, progress=progress,
-                progress_default=[0, ""][:len(progress)],
-                running=[(Output(row, "style"), SHOW, HIDE)] + [(Output(b, "disabled"), True, False) for b in disable],
-                cancel=[Input(cancel, "n_clicks")])
+    return dict(background=True, interval=interval, prevent_initial_call=True, progress=JOB_PROGRESS,
+                progress_default=[0, "", ""],
+                running=[(Output(ids.JOB_BANNER, "style"), SHOW, HIDE), (Output(ids.JOB_LABEL, "children"), label, "")]
+                + [(Output(b, "disabled"), True, False) for b in disable],
+                cancel=[Input(ids.JOB_CANCEL, "n_clicks")])
+
+
+def banner_progress(set_progress, label: str):
+    """A progress reporter ``report(fraction, detail="", count=None)`` that writes the canvas banner.
+
+    Parameters
+    ----------
+    set_progress : callable
+        Dash's ``set_progress`` of a :func:`canvas_job` callback (tests pass ``list.append``).
+    label : str
+        What runs, e.g. ``"Extracting features"``.
+
+    Returns
+    -------
+    callable
+        ``report(fraction)`` (0..1; usable as an engine ``progress=`` callback), with an optional
+        ``detail`` appended to the label and ``count=(done, total)`` shown instead of the percentage.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> report = banner_progress(seen.append, "Applying the model")
+    >>> report(0.5, "b.png", count=(2, 4)); report(0.256)
+    >>> seen
+    [(50, 'Applying the model · b.png', '2/4'), (26, 'Applying the model', '26 %')]
+    """
+    def report(fraction: float, detail: str = "", count: tuple[int, int] | None = None) -> None:
+        pct = int(round(100 * min(max(float(fraction), 0.0), 1.0)))
+        text = f"{count[0]}/{count[1]}" if count else f"{pct} %"
+        set_progress((max(pct, 2), f"{label} · {detail}" if detail else label, text))
+    return report
 
 
 def _triggered_by_click() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import json
 import time
 import zipfile
 
@@ -12,6 +13,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from ... import io, metrics
+from ...annotation_files import annotations_document
 from ...errors import SegappError
 from ...limits import Limits
 from ...modelfile import load_segmenter
@@ -68,28 +70,33 @@ def results_zip(sess) -> bytes:
     output=dict(download=Output(ids.DOWNLOAD, "data")),
     inputs=dict(seg_png=Input(ids.DL_SEG_PNG, "n_clicks"), seg_tiff=Input(ids.DL_SEG_TIFF, "n_clicks"),
                 proba=Input(ids.DL_PROBA, "n_clicks"), annotations=Input(ids.DL_ANNOT, "n_clicks"),
+                annotations_json=Input(ids.DL_ANNOT_JSON, "n_clicks"),
                 model=Input(ids.DL_MODEL, "n_clicks"), results=Input(ids.DL_ZIP, "n_clicks")),
     state=dict(sid=State(ids.SESSION, "data"), cur=State(ids.CURRENT, "data")),
     prevent_initial_call=True,
 )
-def download(seg_png, seg_tiff, proba, annotations, model, results, sid, cur, *, services, trigger):
+def download(seg_png, seg_tiff, proba, annotations, annotations_json, model, results, sid, cur, *, services,
+             trigger):
     """The file behind the download link that was clicked.
 
     Parameters
     ----------
-    seg_png, seg_tiff, proba, annotations, model, results : int
+    seg_png, seg_tiff, proba, annotations, annotations_json, model, results : int
         Click counts of the links (only ``trigger`` matters).
     sid, cur
         Session and the plane on screen.
     trigger : str
         The link clicked: ``ids.DL_SEG_PNG``, ``ids.DL_SEG_TIFF``, ``ids.DL_PROBA``,
-        ``ids.DL_ANNOT``, ``ids.DL_MODEL`` or ``ids.DL_ZIP``.
+        ``ids.DL_ANNOT`` (the label image), ``ids.DL_ANNOT_JSON`` (the strokes, to load again),
+        ``ids.DL_MODEL`` or ``ids.DL_ZIP``.
 
     Returns
     -------
     dict
         ``download``: a ``dcc.Download`` payload (SegappError when there is nothing to download).
     """
+    if not valid_session(sid):
+        raise PreventUpdate
     sess = services.session(sid)
     if trigger == ids.DL_MODEL:
         data, name = model_file(sess, services)
@@ -99,10 +106,17 @@ def download(seg_png, seg_tiff, proba, annotations, model, results, sid, cur, *,
     if not cur:
         raise SegappError("add an image first")
     z = cur.get("plane", 0)
-    k, stem = key(cur["image"], z), _stem(sess.meta(cur["image"]), z)
-    if trigger == ids.DL_ANNOT:
+    meta = sess.meta(cur["image"])
+    if meta is None:
+        raise SegappError("this image is no longer in your session")
+    k, stem = key(cur["image"], z), _stem(meta, z)
+    if trigger in (ids.DL_ANNOT, ids.DL_ANNOT_JSON):
         if not sess.shapes(k):
             raise SegappError("nothing painted on this image yet")
+        if trigger == ids.DL_ANNOT_JSON:
+            doc = annotations_document(sess.shapes(k), sess.classes(), name=meta["name"], shape_hw=meta["shape"][1:3],
+                                       plane=z)
+            return {"download": dcc.send_bytes(json.dumps(doc, indent=1).encode(), f"{stem}_annotations.json")}
         return {"download": dcc.send_bytes(_bytes(io.write_labels, labels_for(sess, k), fmt="png"),
                                            f"{stem}_annotations.png")}
     if trigger == ids.DL_PROBA:
@@ -160,10 +174,11 @@ def upload_model(contents, filename, sid, *, services, notify):
         classes[c["id"]] = {"id": c["id"], "name": c["name"], "color": c["color"]}
     merged = sorted(classes.values(), key=lambda c: c["id"])
     sess.set_classes(merged)
+    features = seg.extractor.name if seg.extractor is not None else "?"
     version = sess.put_model(data, {"source": "uploaded", "name": filename, "annot_rev": sess.annot_rev(),
-                                    "extractor": seg.extractor.name if seg.extractor else "?"})
+                                    "extractor": features, "channels": seg.n_channels_})
     services.models.put(sess.sid, version, seg)
-    notify(f"Loaded {filename}: {len(seg.classes)} classes, features {seg.extractor.name}. "
+    notify(f"Loaded {filename}: {len(seg.classes)} classes, features {features}. "
            "Painting now retrains from your strokes.", "success", "Model loaded")
     return {"classes": merged, "train_request": {"reason": "predict", "t": time.time()}, "upload_contents": None,
             "model_version": {"v": version, "t": time.time()}}
@@ -197,25 +212,31 @@ def evaluate(contents, filename, sid, cur, classes, *, services):
         raise PreventUpdate
     if not cur:
         raise SegappError("add and segment an image first")
+    if not valid_session(sid):
+        raise PreventUpdate
     sess = services.session(sid)
-    pred = sess.result(key(cur["image"], cur.get("plane", 0)))
+    k = key(cur["image"], cur.get("plane", 0))
+    pred = sess.result(k)
     if pred is None:
         raise SegappError("segment this image first (paint two classes or load a model)")
     filename = clean_name(filename, "labels")
     limits = Limits.from_settings(services.settings)
-    gt = io.read_labels(decode_upload(contents, filename, limits.max_upload_bytes), name=filename, limits=limits)
-    if gt.shape != pred.shape:
-        raise SegappError(f"{filename} is {gt.shape[1]}×{gt.shape[0]} but the image is "
+    raw = io.read_mask(decode_upload(contents, filename, limits.max_upload_bytes), name=filename, limits=limits)
+    if raw.shape[:2] != pred.shape:
+        raise SegappError(f"{filename} is {raw.shape[1]}×{raw.shape[0]} but the image is "
                           f"{pred.shape[1]}×{pred.shape[0]}")
+    known = {c["id"]: c for c in classes or sess.classes()}
+    scored = [known.get(cid, {"id": cid}) for cid in sess.result_classes(k)] or list(known.values())
+    gt, how = metrics.interpret_mask(raw, scored)
     res = metrics.evaluate(pred, gt, ignore=0)
-    return {"result": evaluation_table(res, classes, filename), "upload_contents": None}
+    return {"result": evaluation_table(res, list(known.values()), filename, how), "upload_contents": None}
 
 
 def register(app, services):
     wire(app, services, download, upload_model, evaluate)
 
 
-def evaluation_table(res: dict, classes: list[dict], name: str):
+def evaluation_table(res: dict, classes: list[dict], name: str, how: str = ""):
     names = {c["id"]: c["name"] for c in classes}
 
     def pct(x):
@@ -229,5 +250,7 @@ def evaluation_table(res: dict, classes: list[dict], name: str):
                   html.Span(f"mean F1 {pct(res['mean_f1'])}", className="badge bg-secondary me-2"),
                   html.Span(f"pixel accuracy {pct(res['pixel_accuracy'])}", className="badge bg-light text-dark"),
                   html.Span(f" vs {name} ({res['n_pixels']:,} labelled px)", className="small text-muted ms-2")]),
+        html.Div(f"Read {name} as a {how}." if how and not how.startswith("class") else
+                 f"Read {name} as {how}." if how else "", className="small text-muted mt-1 eval-how"),
         dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, class_name="mt-2 eval-table"),
     ])

@@ -24,6 +24,12 @@
 
   var ZOOM_KEYS = /^(xaxis|yaxis|autosize|dragmode)/;
 
+  /* Strokes echoed back to the figure are never editable (Plotly marks browser-drawn shapes editable:true;
+     an editable stroke swallows the next drag and shows vertex handles that move training labels). */
+  function lockedShapes(shapes) {
+    return (shapes || []).map(function (s) { return Object.assign({}, s, { editable: false }); });
+  }
+
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     segapp: {
       /* Overlay opacity: patch the opacity of every overlay tile, nothing goes to the server. */
@@ -62,7 +68,7 @@
         names.forEach(function (n, i) { var p = n.split(":"); if (Number(p[0]) === v) seen.push(i + ":" + p[1]); });
         var seenData = { key: data.key, v: v, tiles: seen };
         if (!changed) return [nu, seenData];
-        if (gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        if (gd.layout.shapes) patch.assign(["layout", "shapes"], lockedShapes(gd.layout.shapes));
         return [patch.build(), seenData];
       },
 
@@ -123,7 +129,7 @@
         };
         var patch = new window.dash_clientside.Patch().assign(["layout", "newshape"], newshape);
         // keep strokes drawn since the last server update (the figure prop may not have them yet)
-        if (gd.layout && gd.layout.shapes) patch.assign(["layout", "shapes"], gd.layout.shapes);
+        if (gd.layout && gd.layout.shapes) patch.assign(["layout", "shapes"], lockedShapes(gd.layout.shapes));
         return [patch.build(), scale];
       }
     }
