@@ -21,10 +21,11 @@ Rasterisation rules (:func:`shapes_to_labels`):
 - everything is clipped to the image.
 
 Limits (:mod:`segapp.limits`): class ids 0..255 (label images are uint8), at most
-``MAX_SHAPES`` shapes and ``MAX_POINTS`` vertices per image, ``MAX_STROKE_POINTS`` per
-path; NaN/infinite coordinates are refused, finite ones beyond +-1e9 clamped, and a brush
-wider than twice the image diagonal is narrowed to that (it paints the same pixels), so
-no payload makes rasterising slow.
+``MAX_SHAPES`` shapes and ``MAX_POINTS`` stroked vertices per image, ``MAX_STROKE_POINTS`` per
+path; fill-only shapes (never stroked) at most ``MAX_FILL_POINTS`` vertices per image and
+filled polygons ``MAX_FILL_CROSSINGS`` edge/row crossings; NaN/infinite coordinates are
+refused, finite ones beyond +-1e9 clamped, and a brush wider than twice the image diagonal is
+narrowed to that (it paints the same pixels), so no payload makes rasterising slow.
 """
 from __future__ import annotations
 
@@ -36,13 +37,17 @@ import numpy as np
 from skimage.draw import line as _bresenham
 
 from .errors import AnnotationError
-from .limits import (MAX_CLASS_ID, MAX_PATH_CHARS, MAX_POINTS, MAX_SHAPES, MAX_STROKE_POINTS, clamp_coordinate,
-                     max_stroke_width)
+from .limits import (COORD_LIMIT, MAX_CLASS_ID, MAX_FILL_CROSSINGS, MAX_FILL_PATH_CHARS, MAX_FILL_POINTS, MAX_PATH_CHARS,
+                     MAX_POINTS, MAX_SHAPES, MAX_STROKE_POINTS, clamp_coordinate, max_stroke_width)
 _CHUNK = 48  # long segments are rasterised in pieces so each bounding box stays small
 _TOKEN = re.compile(r"\s*,?\s*(?:([MmLlHhVvZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))")
 _EDIT_KEY = re.compile(r"^shapes\[(\d{1,9})\](?:\.(.+))?$")
 _ATTR = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")  # plotly attribute names; no dunders
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# One absolute subpath "x,y L x,y x,y ... [Z]" after its M, tokenised exactly as parse_path does
+# (atomic numbers: "123" is never read as "12" "3"); such paths are parsed without a Python loop.
+_N, _S = r"(?>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)", r"\s*,?\s*"
+_SIMPLE_SUBPATH = re.compile(rf"{_S}{_N}{_S}{_N}(?:{_S}(?:L{_S})?{_N}{_S}{_N})*{_S}(Z?){_S}")
 
 
 def shape_name(class_id: int, width: float) -> str:
@@ -102,10 +107,12 @@ def parse_shape_name(name) -> tuple[int, float | None]:
     return class_id, width
 
 
-def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
+def parse_path(path: str, *, fill_only: bool = False) -> list[tuple[np.ndarray, bool]]:
     """Split an SVG path (M, L, H, V, Z; absolute or relative) into ``(points, closed)`` subpaths.
 
-    ``points`` is an ``(N, 2)`` float array of (x, y).  Curves and arcs raise AnnotationError.
+    ``points`` is an ``(N, 2)`` float array of (x, y).  Curves and arcs raise AnnotationError,
+    as does a path longer than the limits (larger ones for a ``fill_only`` path, which is
+    never stroked).
 
     Examples
     --------
@@ -116,9 +123,13 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
     """
     if path is not None and not isinstance(path, str):
         raise AnnotationError(f"path must be text, got {type(path).__name__}")
-    if path and len(path) > MAX_PATH_CHARS:
-        raise AnnotationError(f"path is {len(path):,} characters long; at most {MAX_PATH_CHARS:,} are drawn")
+    max_chars, max_points = (MAX_FILL_PATH_CHARS, MAX_FILL_POINTS) if fill_only else (MAX_PATH_CHARS, MAX_STROKE_POINTS)
+    if path and len(path) > max_chars:
+        raise AnnotationError(f"path is {len(path):,} characters long; at most {max_chars:,} are drawn")
     text = str(path or "").strip().rstrip(",").rstrip()
+    simple = _parse_simple(text, max_points, fill_only)
+    if simple is not None:
+        return simple
     tokens, pos = [], 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -133,8 +144,9 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
                 raise AnnotationError(f"path has a coordinate out of range ({m.group(2)[:20]})")
             tokens.append(clamp_coordinate(value))
         pos = m.end()
-    if sum(1 for t in tokens if not isinstance(t, str)) > 2 * MAX_STROKE_POINTS:
-        raise AnnotationError(f"path has more than {MAX_STROKE_POINTS:,} points; draw shorter strokes")
+    if sum(1 for t in tokens if not isinstance(t, str)) > 2 * max_points:
+        raise AnnotationError(f"path has more than {max_points:,} points; "
+                              + ("split the label image" if fill_only else "draw shorter strokes"))
     subpaths, points, cmd = [], [], None
     cur = start = (0.0, 0.0)
     i, started = 0, False
@@ -177,6 +189,31 @@ def parse_path(path: str) -> list[tuple[np.ndarray, bool]]:
     if points:
         subpaths.append((np.array(points), False))
     return subpaths
+
+
+def _parse_simple(text: str, max_points: int, fill_only: bool):
+    """:func:`parse_path` of a path of absolute M/L/Z commands (what plotly draws and label
+    images become) with array arithmetic; None when the path is anything else (or odd)."""
+    if not text.startswith("M"):
+        return None
+    parts = text[1:].split("M")
+    matches = [_SIMPLE_SUBPATH.fullmatch(part) for part in parts]
+    if not all(matches):
+        return None
+    values = _NUMBER.findall(text)
+    if len(values) > 2 * max_points:
+        raise AnnotationError(f"path has more than {max_points:,} points; "
+                              + ("split the label image" if fill_only else "draw shorter strokes"))
+    xy = np.array(values, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(xy).all():
+        return None  # the token loop names the coordinate
+    np.clip(xy, -COORD_LIMIT, COORD_LIMIT, out=xy)
+    out, start = [], 0
+    for part, m in zip(parts, matches):
+        n = len(_NUMBER.findall(part)) // 2
+        out.append((xy[start:start + n], m.group(1) == "Z"))
+        start += n
+    return out
 
 
 def _clip_segment(p0, p1, box):
@@ -238,30 +275,62 @@ def _stroke(out, points, r, value) -> None:
         out[rr[keep], cc[keep]] = value
 
 
-def _fill_polygon(out, rings, value) -> None:
-    """Even-odd scanline fill of pixel centres inside closed rings (O(rows x edges), no per-pixel tests)."""
-    h, w = out.shape
+def _rings_of(subpaths) -> list:
+    """The closed subpaths of a parsed path that enclose an area (what is filled)."""
+    return [pts for pts, closed in subpaths if closed and len(pts) >= 3]
+
+
+def _crossings(rings, h: int):
+    """Edges of ``rings`` as ``(x, y, x2, y2)`` arrays, the first row each crosses and how many.
+
+    Row ``r`` (pixel centres at integers) is crossed by an edge when ``min(y) <= r < max(y)``;
+    only rows ``0..h-1`` count, so a clamped far-away coordinate costs nothing.
+    """
+    if not rings:
+        z = np.zeros(0)
+        return (z, z, z, z), np.zeros(0, np.int64), np.zeros(0, np.int64)
     x, y = np.concatenate([np.asarray(r, dtype=np.float64) for r in rings]).T
     x2, y2 = np.concatenate([np.roll(np.asarray(r, dtype=np.float64), -1, axis=0) for r in rings]).T
-    keep = y != y2  # horizontal edges never cross a scanline
-    x, y, x2, y2 = x[keep], y[keep], x2[keep], y2[keep]
-    if not len(y):
+    lo = np.clip(np.ceil(np.minimum(y, y2)), 0, h).astype(np.int64)
+    hi = np.clip(np.ceil(np.maximum(y, y2)), 0, h).astype(np.int64)
+    return (x, y, x2, y2), lo, np.maximum(hi - lo, 0)  # horizontal edges cross nothing
+
+
+def _fill_polygon(out, rings, value) -> None:
+    """Even-odd scanline fill of pixel centres inside closed rings.
+
+    Work and memory grow with the edge/row crossings (what the polygon's outline costs),
+    never with rows x edges: a label-image region with 100,000 vertices fills in milliseconds.
+    """
+    h, w = out.shape
+    (x, y, x2, y2), lo, n = _crossings(rings, h)
+    keep = n > 0
+    x, y, x2, y2, lo, n = x[keep], y[keep], x2[keep], y2[keep], lo[keep], n[keep]
+    if not len(n):
         return
-    r0, r1 = _span(y.min(), y.max(), h)
-    block = max(1, 4_000_000 // max(len(x), w + 1))  # bounds both temporaries
-    for b0 in range(r0, r1 + 1, block):
-        rows = np.arange(b0, min(r1 + 1, b0 + block))
-        ri, e = np.nonzero((rows[:, None] >= np.minimum(y, y2)) & (rows[:, None] < np.maximum(y, y2)))
-        xi = x[e] + (rows[ri] - y[e]) * (x2[e] - x[e]) / (y2[e] - y[e])
-        order = np.lexsort((xi, ri))  # by row, then x: each row holds an even number of crossings
-        ri, xi = ri[order], xi[order]
-        c0 = np.clip(np.ceil(xi[0::2] - 1e-9), 0, w).astype(np.intp)
-        c1 = np.clip(np.floor(xi[1::2] + 1e-9) + 1, 0, w).astype(np.intp)
+    x_lo = int(np.clip(np.floor(min(x.min(), x2.min())), 0, w))  # only the columns the polygon spans
+    x_hi = int(np.clip(np.ceil(max(x.max(), x2.max())) + 1, x_lo, w))
+    span = x_hi - x_lo
+    rows_per_block = max(1, 4_000_000 // (span + 1))  # bounds the difference image of one block
+    for b0 in range(int(lo.min()), int((lo + n).max()), rows_per_block):
+        b1 = b0 + rows_per_block
+        e = np.flatnonzero((lo < b1) & (lo + n > b0))
+        s = np.maximum(lo[e], b0)
+        cnt = np.minimum(lo[e] + n[e], b1) - s
+        idx = np.repeat(np.arange(len(e)), cnt)
+        row = s[idx] + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        e = e[idx]
+        xi = x[e] + (row - y[e]) * (x2[e] - x[e]) / (y2[e] - y[e])
+        order = np.lexsort((xi, row))  # by row, then x: each row holds an even number of crossings
+        ri, xi = row[order] - b0, xi[order]
+        c0 = np.clip(np.ceil(xi[0::2] - 1e-9), x_lo, x_hi).astype(np.intp) - x_lo
+        c1 = np.clip(np.floor(xi[1::2] + 1e-9) + 1, x_lo, x_hi).astype(np.intp) - x_lo
         ok = c1 > c0
-        diff = np.zeros((len(rows), w + 1), np.int32)
+        nrows = min(b1, h) - b0
+        diff = np.zeros((nrows, span + 1), np.int32)
         np.add.at(diff, (ri[0::2][ok], c0[ok]), 1)
         np.add.at(diff, (ri[0::2][ok], c1[ok]), -1)
-        out[b0:b0 + len(rows)][np.cumsum(diff[:, :w], axis=1, dtype=np.int32) > 0] = value
+        out[b0:b0 + nrows, x_lo:x_hi][np.cumsum(diff[:, :span], axis=1, dtype=np.int32) > 0] = value
 
 
 def _coords(shape, keys, i) -> list[float]:
@@ -284,7 +353,7 @@ def _geometry(shape: dict, i: int):
     """``(kind, geometry, n_points)``: parsed subpaths of a path, ``x0, y0, x1, y1`` of the others."""
     kind = shape.get("type") or ("path" if "path" in shape else "rect")
     if kind == "path":
-        subpaths = parse_path(shape.get("path"))
+        subpaths = parse_path(shape.get("path"), fill_only=not _has_outline(shape))
         return kind, subpaths, sum(len(p) for p, _ in subpaths)
     if kind in ("line", "rect", "circle"):
         return kind, _coords(shape, ("x0", "y0", "x1", "y1"), i), 2
@@ -337,7 +406,8 @@ def clean_shape(shape: dict) -> dict:
     ...              "__proto__": {"a": 1}, "opacity": float("nan")})
     {'type': 'path', 'path': 'M0,0', 'name': 'class=1', 'line': {'width': 2}}
     """
-    out = {k: v for k, v in shape.items() if k in _SCALAR_KEYS and _plain(v, MAX_PATH_CHARS if k == "path" else 200)}
+    path_chars = MAX_PATH_CHARS if _has_outline(shape) else MAX_FILL_PATH_CHARS
+    out = {k: v for k, v in shape.items() if k in _SCALAR_KEYS and _plain(v, path_chars if k == "path" else 200)}
     line = shape.get("line")
     if isinstance(line, dict):
         line = {k: v for k, v in line.items() if k in _LINE_KEYS and _plain(v, 50)}
@@ -368,10 +438,10 @@ def split_valid(shapes, *, default_width: float = 3) -> tuple[list[dict], list[s
 def _draw(out, kind: str, geom, value, r, outline: bool = True) -> None:
     h, w = out.shape
     if kind == "path":
-        rings = [pts for pts, closed in geom if closed and len(pts) >= 3]
+        rings = _rings_of(geom)
         if rings:  # even-odd across all closed subpaths: an inner ring is a hole
             _fill_polygon(out, rings, value)
-        if rings and not outline:
+        if not outline:  # fill-only: its open subpaths paint nothing
             return
         for pts, closed in geom:
             _stroke(out, np.vstack([pts, pts[:1]]) if closed else pts, r, value)
@@ -395,16 +465,21 @@ def _draw(out, kind: str, geom, value, r, outline: bool = True) -> None:
 
 
 def count_points(shapes) -> int:
-    """Vertices of a shapes list, counted without parsing (for the per-image limit).
+    """Vertices that are stroked in a shapes list, counted without parsing (for the per-image limit).
+
+    Fill-only shapes (``outline=0``, label images imported as shapes) are not counted:
+    they have their own bound (:data:`segapp.limits.MAX_FILL_POINTS`).
 
     Examples
     --------
-    >>> count_points([{"path": "M0,0L1,1L2,2"}, {"type": "rect"}])
+    >>> count_points([{"path": "M0,0L1,1L2,2"}, {"type": "rect"}, {"path": "M0,0L9,0L9,9Z", "name": "outline=0"}])
     5
     """
     n = 0
     for shape in shapes if isinstance(shapes, (list, tuple)) else []:
-        path = shape.get("path") if isinstance(shape, dict) else None
+        if not isinstance(shape, dict) or not _has_outline(shape):
+            continue
+        path = shape.get("path")
         n += len(_NUMBER.findall(path)) // 2 if isinstance(path, str) else 2
     return n
 
@@ -453,16 +528,25 @@ def shapes_to_labels(shapes, shape_hw, *, default_width: float = 3, out: np.ndar
     if len(shapes) > MAX_SHAPES:
         raise AnnotationError(f"{len(shapes):,} shapes on one image; at most {MAX_SHAPES:,} (clear some strokes)")
     parsed = [check_shape(shape, i, default_width=default_width) for i, shape in enumerate(shapes)]
-    points = sum(p[4] for p in parsed)
+    outlined = [_has_outline(shape) for shape in shapes]
+    points = sum(p[4] for p, o in zip(parsed, outlined) if o)
     if points > MAX_POINTS:
         raise AnnotationError(f"the strokes on this image have {points:,} points; at most {MAX_POINTS:,}")
+    filled = sum(p[4] for p, o in zip(parsed, outlined) if not o)
+    if filled > MAX_FILL_POINTS:
+        raise AnnotationError(f"the filled regions on this image have {filled:,} points; at most "
+                              f"{MAX_FILL_POINTS:,} (train with the label image instead: segapp train --labels)")
+    crossings = sum(_crossings(_rings_of(p[3]), h)[2].sum() for p in parsed if p[2] == "path")
+    if crossings > MAX_FILL_CROSSINGS:
+        raise AnnotationError(f"the filled shapes on this image cross its rows {crossings:,} times; at most "
+                              f"{MAX_FILL_CROSSINGS:,} (simplify or split them)")
     if out is None:
         out = np.zeros((h, w), np.uint8)
     elif out.shape != (h, w) or out.dtype != np.uint8:
         raise ValueError(f"out must be a uint8 array of shape {(h, w)}, got {out.dtype} {out.shape}")
     r_max = max_stroke_width((h, w)) / 2
-    for shape, (class_id, width, kind, geom, _) in zip(shapes, parsed):
-        _draw(out, kind, geom, class_id, min(float(width) / 2, r_max), _has_outline(shape))
+    for outline, (class_id, width, kind, geom, _) in zip(outlined, parsed):
+        _draw(out, kind, geom, class_id, min(float(width) / 2, r_max), outline)
     return out
 
 

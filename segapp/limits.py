@@ -38,6 +38,11 @@ MAX_SHAPES = 2_000             # shapes (strokes, boxes) on one image plane
 MAX_STROKE_POINTS = 10_000     # vertices of one path (a 30 s freehand drag has ~2,000)
 MAX_POINTS = 50_000            # vertices of all shapes of one plane together (rasterising ~60 us each)
 MAX_PATH_CHARS = 400_000       # characters of one SVG path string (parsed before counting points)
+# Fill-only regions (``outline=0``: label images imported as shapes) are never stroked; filling costs
+# per row crossing of an edge, not per vertex, so their vertices have their own, larger bounds.
+MAX_FILL_POINTS = 2_000_000    # vertices of all fill-only shapes of one plane (a 3000x3000 vessel map: ~0.2 M)
+MAX_FILL_PATH_CHARS = 24_000_000  # characters of one fill-only path
+MAX_FILL_CROSSINGS = 10_000_000   # edge/row crossings of all filled polygons of one plane (~1 s to fill)
 COORD_LIMIT = 1e9              # finite coordinates beyond +-1e9 are clamped (no image is that large)
 MAX_HISTORY_BYTES = 8 * 2**20  # undo + redo snapshots of one plane, JSON bytes
 MAX_HISTORY_STEPS = 50

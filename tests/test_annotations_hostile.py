@@ -87,3 +87,46 @@ def test_well_formed_relayout_edits_still_work():
     assert apply_relayout(old, {"shapes[0].line.width": 2})[0]["line"] == {"width": 2}
     assert apply_relayout(old, {"shapes[0]": None}) == []
     assert apply_relayout(old, {"xaxis.range[0]": 1, "dragmode": "pan"}) == old
+
+
+# -- label images imported as shapes (fill-only, ``outline=0``): real label images are large polygons ---------
+def _vessels(h=1200, w=1100):
+    """A vessel-map-like label image: one connected region of jagged bands (an outline of
+    ~4 vertices per row per band, like a real vessel or membrane map) plus blobs."""
+    lab = np.ones((h, w), np.uint8)
+    rows = np.arange(h)
+    for offset in (0, 200, 400, 600):
+        for k in range(3):
+            lab[rows, offset + 5 + rows % 2 + k] = 2  # a step in every row, like a jagged vessel
+    lab[:3, :] = 2  # joins the bands into one region
+    yy, xx = np.mgrid[:h, :w]
+    for cy, cx in ((300, 900), (900, 950), (1100, 100)):
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 < 40 ** 2] = 3
+    return lab
+
+
+def test_a_large_label_image_imported_as_shapes_paints_exactly_itself():
+    from segapp.annotation_files import labels_to_shapes
+    from segapp.limits import MAX_FILL_POINTS
+
+    lab = _vessels()
+    shapes = labels_to_shapes(lab)
+    assert max(s.get("path", "").count("L") for s in shapes) > MAX_STROKE_POINTS  # more than a stroke may have
+    ok, bad = split_valid(shapes)
+    assert bad == [] and [s["path"] for s in ok if "path" in s] == [s["path"] for s in shapes if "path" in s]
+    assert count_points(shapes) == 0  # fill-only shapes never count against the strokes' limit
+    assert (shapes_to_labels(ok, lab.shape) == lab).all()
+    huge = {"type": "path", "name": "class=2;width=1;outline=0",
+            "path": "M0,0L" + "L".join(f"{i % 50},{i % 7}" for i in range(MAX_FILL_POINTS + 1)) + "Z"}
+    with pytest.raises(AnnotationError, match="more than 2,000,000 points; split the label image"):
+        shapes_to_labels([huge], lab.shape)
+
+
+def test_fill_only_shapes_are_never_stroked_and_fills_are_bounded_by_crossings():
+    from segapp.limits import MAX_FILL_CROSSINGS
+
+    open_path = {"type": "path", "path": "M0,5L39,5", "name": "class=1;width=9;outline=0"}
+    assert shapes_to_labels([open_path], (30, 40)).sum() == 0  # an open fill-only path encloses nothing
+    zigzag = "M0,0L" + "L".join(f"{i % 40},{(i % 2) * 1e9}" for i in range(MAX_FILL_CROSSINGS // 20_000 + 2)) + "Z"
+    with pytest.raises(AnnotationError, match="cross its rows"):  # each edge spans every row of the image
+        shapes_to_labels([path(zigzag)], (20_000, 40))
