@@ -29,7 +29,7 @@ from segapp.config import Settings
 from segapp.errors import AnnotationError, ConfigError, SegappError
 from segapp.segmenter import Segmenter
 from segapp.store import LocalStore, new_session_id
-from segapp.ui import callbacks, create_app, ids, make_services
+from segapp.ui import callbacks, create_app, ids, make_services, pipeline
 from segapp.ui.callbacks import annotation_io, batch, canvas, classes, files, images, objects, session, training
 from segapp.ui.pipeline import is_stale
 from segapp.ui.render import png_size, uri_bytes
@@ -764,6 +764,14 @@ def test_grey_and_colour_images_each_get_a_model_and_the_user_is_told(services, 
     assert info["channels"] == 3 and info["other_kinds"] == 1 and sess.result(key(colour["image"], 0)) is not None
     assert job_notes[0][2] == "One model per kind of image" and "colour images only" in job_notes[0][1]
     assert "for colour images" in training.status(None, sid, 2, colour, services=services)["status"]
+    grey_key = key(trained["image"], 0)
+    assert pipeline.load_model(sess, services.models, services.feature_cache, grey_key) is None  # never predicts it
+    assert canvas.current_payload(sess, services, grey_key, "segmentation", 2, CLASSES) == (
+        {"key": grey_key, "tiles": [], "clear": True}, None)  # no tiles of the colour model over the grey image
+    applied = Notices()
+    batch.apply_all(lambda p: None, 1, sid, services=services, notify=applied)
+    assert applied[0][0] == "warning" and "1 plane(s) of other images were left out" in applied[0][1]
+    assert sess.result_version(grey_key) != 2 and sess.result_version(key(colour["image"], 0)) == 2
     back = retrain(services, sid, trained, trigger=ids.TRAIN_REQUEST, notices=notices)  # the grey one again
     assert back["model_version"]["v"] == 3 and sess.model_info()["channels"] == 1 and back["overlay"]["tiles"]
 

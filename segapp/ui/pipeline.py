@@ -275,10 +275,14 @@ def forget_unpainted_model(sess: Session) -> bool:
     return True
 
 
-def load_model(sess: Session, models: ModelCache, cache) -> Segmenter | None:
-    """The session's current model (from the process LRU or the store), or None."""
+def load_model(sess: Session, models: ModelCache, cache, key: str | None = None) -> Segmenter | None:
+    """The session's current model (from the process LRU or the store), or None.
+
+    With a plane ``key``: None also when the model is for the other kind of image
+    (another channel layout, :func:`fits`), so nothing predicts that plane with it.
+    """
     info = sess.model_info()
-    if not info:
+    if not info or (key is not None and not fits(info, channels_of(sess, key))):
         return None
     seg = models.get(sess.sid, info["version"])
     if seg is None:

@@ -40,7 +40,7 @@ def display_uri(sess, iid: str, z: int) -> str:
 def tile_payload(sess, services, k: str, out: dict, mode: str, proba_class, classes, view,
                  reset: bool = False) -> tuple[dict, dict]:
     """``(overlay, tile_queue)`` store data after :func:`~segapp.ui.pipeline.refresh` predicted tiles."""
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None:
         return no_update, no_update
     version = out["version"]
@@ -120,7 +120,7 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
     classes = classes or sess.classes()
     h, w = meta["shape"][1:3]
     info = sess.model_info()
-    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    seg = load_model(sess, services.models, services.feature_cache, k) if info else None
     shown = OT.current_overlays(sess, seg, k, info["version"], mode, proba_class, classes, None) if seg else []
     fig = canvas_figure(display_uri(sess, meta["id"], z), (h, w), shapes=sess.shapes(k),
                         classes=classes, active=active, width=width, revision=k, overlay_tiles=shown,
@@ -293,7 +293,7 @@ def show_overlay(model_version, mode, proba_class, classes, sid, cur, view=None,
 def current_payload(sess, services, k: str, mode: str, proba_class, classes, view=None):
     """``(overlay, seg)``: the OVERLAY store data of every tile already predicted for plane ``k`` in ``mode``
     (``clear`` without a model), and the model (None without one)."""
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None or sess.meta(split_key(k)[0]) is None:
         return {"key": k, "tiles": [], "clear": True}, None
     version = sess.model_info()["version"]
@@ -337,7 +337,7 @@ def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=Non
     info = sess.model_info()
     if queue.get("key") != k or info.get("version") != queue.get("version") or sess.meta(cur["image"]) is None:
         raise PreventUpdate  # a newer model or another plane: its own chain runs
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None:
         return done_out
     version = info["version"]
@@ -378,7 +378,7 @@ def view_changed(view, sid, cur, queue, *, services):
     if queue and queue.get("key") == k and queue.get("version") == info.get("version") and \
             time.time() - queue.get("t", 0) < 30:
         raise PreventUpdate  # a chain for this model is running; it re-plans for the new view itself
-    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    seg = load_model(sess, services.models, services.feature_cache, k) if info else None
     if seg is None or sess.meta(cur["image"]) is None:
         raise PreventUpdate
     todo = OT.plan(sess, seg, k, info["version"], view)
