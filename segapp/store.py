@@ -138,6 +138,38 @@ def session_key(store: "Store", secret: str | None = None) -> bytes:
     return store.session_secret()
 
 
+def check_signing_key(store: "Store", key: bytes) -> None:
+    """Refuse to run with another session-signing key than the rest of the deployment.
+
+    Web servers issue signed session ids and workers run the web app's background jobs
+    with them: a process whose SEGAPP_SECRET_KEY differs would refuse every session (its
+    jobs would do nothing).  The first process records a fingerprint of its key in the
+    store; every later one compares.
+
+    Raises
+    ------
+    ConfigError
+        The key differs from the recorded one (one line: what to set).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = LocalStore(tempfile.mkdtemp())
+    >>> check_signing_key(store, b"k" * 32); check_signing_key(store, b"k" * 32)
+    >>> check_signing_key(store, b"x" * 32)
+    Traceback (most recent call last):
+    ...
+    segapp.errors.ConfigError: SEGAPP_SECRET_KEY differs from the one the other web servers and workers of this deployment use; set the same value everywhere (to change it on purpose, delete the store's session-key-id first; sessions restart)
+    """
+    from .errors import ConfigError
+
+    mine = hashlib.sha256(b"segapp-key-fingerprint\x00" + key).hexdigest()[:32]
+    if store.first_value("session-key-id", mine) != mine:
+        raise ConfigError("SEGAPP_SECRET_KEY differs from the one the other web servers and workers of this "
+                          "deployment use; set the same value everywhere (to change it on purpose, delete the "
+                          "store's session-key-id first; sessions restart)")
+
+
 def new_item_id() -> str:
     """A fresh random id for an image, model or result inside a session."""
     return secrets.token_hex(8)
@@ -186,6 +218,10 @@ class Store:
 
     def session_secret(self) -> bytes:
         """A random 32-byte key kept by the store, created on first use (signs session ids)."""
+        raise NotImplementedError
+
+    def first_value(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless something is there already; returns what is there."""
         raise NotImplementedError
 
     # -- cross-process primitives -----------------------------------------------
@@ -321,6 +357,23 @@ class LocalStore(Store):
                 return key
             time.sleep(0.01)
         raise StoreUnavailableError(f"the session key {path} is damaged; delete it (sessions restart)")
+
+    def first_value(self, name, value):
+        _check_name(name)
+        path = self.root / f".{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # another process may be writing it right now
+                text = path.read_text()
+                if text:
+                    return text
+                time.sleep(0.01)
+            return text
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return value
 
     def _meta_path(self, session, what: str, name: str) -> Path:
         _check(session, "x", name)
@@ -685,6 +738,13 @@ class RedisStore(Store):
         if not value or len(value) != 32:
             raise StoreUnavailableError(f"the session key in Redis ({key}) is damaged; delete it (sessions restart)")
         return value
+
+    def first_value(self, name, value):
+        _check_name(name)
+        key = f"{self.prefix}:#{name}"
+        self._guard(lambda: self.client.set(key, value.encode(), nx=True))
+        stored = self._guard(self.client.get, key)
+        return stored.decode() if stored else value
 
     # -- cross-process primitives ('#' never occurs in validated names: no collisions) ---------
     def _counter_key(self, session, name) -> str:

@@ -23,7 +23,7 @@ def files(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train"], "the following arguments are required: --image, --labels, --out (see python -m segapp train --help)"),
+    (["train"], "the following arguments are required: --image, --labels, --out (see segapp train --help)"),
     (["bogus"], "invalid choice: 'bogus'"),
     (["train", "--image", "{d}/img.png", "--labels", "{d}/lab.png", "--out", "{d}/m", "--feature-params", "[1]"],
      "--feature-params must be a JSON object"),

@@ -108,7 +108,7 @@ def test_tampered_store_values_get_a_message_and_cross_no_session(web):
     for bad in ({"trees.value": 10**9}, {"sigma-range.value": [0, 99]}, {"normalization.value": "evil"},
                 {"depth.value": -3}):
         _, resp = call(web, "change_settings", {**settings, "trees.value": 50, **bad}, ["trees.value"])
-        assert "the page sent an invalid value" in toast_text(resp)
+        assert "The page sent an invalid value" in toast_text(resp)
 
 
 def test_invalid_shapes_are_reported_and_later_saves_stay_small(web):

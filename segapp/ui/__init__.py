@@ -110,11 +110,13 @@ def create_app(settings=None):
     from .callbacks import on_error, register_all
     from . import guard
     from .callbacks.session import extractor_options
+    from ..store import check_signing_key
     from .layout import build_layout
 
     settings = settings or get_settings()
     import_job_modules()
     services = make_services(settings)
+    check_signing_key(services.store, services.signing_key())  # the same key as the deployment's workers
     if hasattr(services.store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
         services.store.purge_expired()
     app = dash.Dash(

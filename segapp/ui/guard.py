@@ -108,6 +108,15 @@ def install(app) -> None:
     def request_too_large(_err):
         return refusal_response(too_large(request.content_length or 0))
 
+    from dash.exceptions import CallbackException, InvalidCallbackReturnValue
+
+    @server.errorhandler(CallbackException)
+    def request_not_of_this_page(err):  # e.g. outputs that do not match the callback (a crafted request)
+        if isinstance(err, InvalidCallbackReturnValue):
+            raise err  # what a callback returned: a bug of ours, logged as one
+        return refusal_response("not a callback request of this page (its outputs or inputs do not match "
+                                "the callback)", status=400)
+
 
 def callback_request(callback_map, name: str, values: dict, changed: list[str]) -> dict:
     """The body the browser POSTs for callback function ``name`` (tests and the fuzz bench send it).

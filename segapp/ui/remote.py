@@ -88,8 +88,9 @@ def job_queue(services, sid) -> str | None:
     from ..jobs.routing import is_deep, session_queue
 
     try:
-        deep = is_deep(services.session(sid).settings().get("extractor"))  # the extractor's gpu_worthy trait
-        return session_queue(services.store, sid, kind="features", deep=deep, app=make_celery(services.settings))
+        sess = services.session(sid)  # the browser's signed id, verified: its store id routes the job
+        deep = is_deep(sess.settings().get("extractor"))  # the extractor's gpu_worthy trait
+        return session_queue(services.store, sess.sid, kind="features", deep=deep, app=make_celery(services.settings))
     except (KeyError, SegappError):  # malformed id (refused by the job itself) or Redis hiccup
         return None
 
