@@ -83,6 +83,9 @@ def redis_server(tmp_path_factory):
 
 
 TEST_SECRET = "test-secret"  # SEGAPP_SECRET_KEY of every web process and worker on the test Redis
+# One deployment = one key: every process the tests start on the shared test Redis (workers, app.py,
+# `segapp worker`) inherits it, as compose gives every service the same SEGAPP_SECRET_KEY.
+os.environ["SEGAPP_SECRET_KEY"] = TEST_SECRET
 
 
 @pytest.fixture(scope="session")
