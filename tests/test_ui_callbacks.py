@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
+from _images import disk
 from dash import no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
@@ -52,11 +53,7 @@ def _uri(data: bytes, mime: str = "image/png") -> str:
 
 def _disk(h=H, w=W, seed=0) -> np.ndarray:
     """Bright disk on a dark noisy background (uint8, grey)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = 40 + 20 * rng.random((h, w))
-    img[np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4] += 150
-    return img.astype(np.uint8)
+    return disk(h, w, seed)
 
 
 def _disk_truth(h=H, w=W) -> np.ndarray:
