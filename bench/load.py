@@ -215,7 +215,7 @@ def run_session(i: int, url: str, a, t_start: float, deadline: float, records: l
     try:
         page = DashPage(url, on_request=on_request, timeout=120, job_timeout=max(60.0, deadline - time.monotonic()))
         page.load()
-        facts["sid"] = page.value("session-id", "data")
+        facts["sid"] = page.value("session-id", "data").split(".", 1)[0]  # the store id (the page holds it signed)
         if a.extractor:
             page.set("extractor", "value", a.extractor)
         page.props[("upload-images", "filename")] = f"session{i}.png"

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         drv.save_screenshot(str(out / "painted.png"))
 
         click("train")
-        wait(drv, f"var g={GD}; return (g.layout.images || []).some(function (i) { return i.visible; })", timeout=120)
+        wait(drv, f"var g={GD}; return (g.layout.images || []).some(function (i) {{ return i.visible; }})", timeout=120)
         time.sleep(1.5)
         drv.save_screenshot(str(out / "segmented.png"))
 

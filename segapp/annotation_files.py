@@ -18,6 +18,7 @@ pixel edges), so ``shapes_to_labels(labels_to_shapes(L), L.shape)`` gives ``L`` 
 
 Examples
 --------
+>>> import json
 >>> import numpy as np
 >>> from .annotations import shapes_to_labels
 >>> lab = np.zeros((6, 7), np.uint8); lab[1:4, 1:3] = 1; lab[2:5, 4:7] = 2; lab[3, 5] = 0
@@ -34,14 +35,15 @@ True
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
 from scipy import ndimage
 
-from .annotations import parse_shape_name, shape_name, shapes_to_labels
+from . import jsonguard
+from .annotations import clean_shape, parse_shape_name, shape_name, shapes_to_labels
 from .errors import AnnotationError
+from .limits import default_limits
 
 FORMAT = "segapp-annotations"
 VERSION = 1
@@ -148,9 +150,11 @@ def read_annotations(data: bytes, *, name: str = "annotations") -> dict:
     document's image size; anything else raises AnnotationError with one line naming ``name``.
     """
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as e:
+        doc = jsonguard.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
         raise AnnotationError(f"{name} is not a JSON annotations file ({e.__class__.__name__})") from None
+    except ValueError as e:  # also: nested too deep, non-finite or overlong numbers
+        raise AnnotationError(f"{name} is not a JSON annotations file ({str(e)[:120]})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise AnnotationError(f"{name} is not a segapp annotations file (no \"format\": \"{FORMAT}\")")
     if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
@@ -161,6 +165,9 @@ def read_annotations(data: bytes, *, name: str = "annotations") -> dict:
         w, h = int(image["width"]), int(image["height"])
     except (TypeError, KeyError, ValueError):
         raise AnnotationError(f"{name} does not say the image size (image.width, image.height)") from None
+    max_pixels = default_limits().max_pixels
+    if not (0 < w and 0 < h and w * h <= max_pixels):
+        raise AnnotationError(f"{name} says the image is {w}×{h}; images of 1 to {max_pixels:,} pixels are read")
     if not isinstance(shapes, list) or not all(isinstance(s, dict) for s in shapes):
         raise AnnotationError(f"{name}: \"shapes\" must be a list of shapes")
     if not isinstance(classes, list) or not all(isinstance(c, dict) for c in classes):
@@ -172,6 +179,7 @@ def read_annotations(data: bytes, *, name: str = "annotations") -> dict:
         shapes_to_labels(shapes, (h, w))
     except AnnotationError as e:
         raise AnnotationError(f"{name}: {e}") from None
+    shapes = [clean_shape(s) for s in shapes]  # checked: now only plotly's plain keys are kept
     clean = []
     for c in classes:
         try:

@@ -2,8 +2,10 @@
 
 ``segapp`` is the console command the package installs (``python -m segapp`` is the same).
 
-User errors (bad files, empty annotations, foreign model files) print one line
-``segapp: error: ...`` to stderr and exit with status 2; never a traceback.
+User errors (bad files, empty annotations, foreign model files, bad options, unreadable
+or unwritable paths) print exactly one line ``segapp: error: ...`` to stderr and exit with
+status 2; never a traceback, and no library warning lines before it (Python warnings are
+off unless ``-W``/``PYTHONWARNINGS`` asks for them; library log records go nowhere).
 
 Examples
 --------
@@ -16,10 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import SegappError
+from .errors import ConfigError, SegappError
 
 
 def _progress(label: str):
@@ -53,6 +60,11 @@ def cmd_train(args) -> int:
 
     if len(args.image) != len(args.labels):
         raise SegappError(f"got {len(args.image)} --image but {len(args.labels)} --labels; give them in pairs")
+    params = _feature_params(args.feature_params)  # options first: they cost nothing to check
+    _check_forest_options(args)
+    folder = Path(args.out).parent
+    if not folder.is_dir():
+        raise SegappError(f"cannot write {args.out}: the folder {folder} does not exist")
     images = [io.read_image(p) for p in args.image]
     labels, classes = [], {}
     for p, im in zip(args.labels, images):
@@ -63,7 +75,6 @@ def cmd_train(args) -> int:
         if lab.shape != im.shape[:2]:
             raise SegappError(f"labels for {p} are {lab.shape[1]}x{lab.shape[0]}, the image is "
                               f"{im.shape[1]}x{im.shape[0]}")
-    params = json.loads(args.feature_params) if args.feature_params else None
     seg = Segmenter(features=args.features, feature_params=params, classifier=args.classifier,
                     n_estimators=args.trees, max_depth=args.depth, max_samples=args.max_samples,
                     class_weight="balanced" if args.balanced else None,
@@ -80,11 +91,39 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _feature_params(text: str | None) -> dict | None:
+    """``--feature-params`` as a dict (one-line ConfigError when it is not a JSON object)."""
+    from . import jsonguard
+
+    if not text:
+        return None
+    try:
+        params = jsonguard.loads(text, max_bytes=100_000)
+    except ValueError as e:
+        raise ConfigError(f"--feature-params is not valid JSON ({' '.join(str(e).split())[:80]})") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"--feature-params must be a JSON object such as '{{\"sigmas\": [1, 2, 4]}}', "
+                          f"got {type(params).__name__}")
+    return params
+
+
+def _check_forest_options(args) -> None:
+    from .limits import MAX_TREE_DEPTH, MAX_TREES
+
+    if args.trees is not None and not 1 <= args.trees <= MAX_TREES:  # None: the default of segapp.defaults
+        raise ConfigError(f"--trees must be 1..{MAX_TREES}, got {args.trees}")
+    if args.depth is not None and not 0 <= args.depth <= MAX_TREE_DEPTH:
+        raise ConfigError(f"--depth must be 0 (unlimited) or up to {MAX_TREE_DEPTH}, got {args.depth}")
+    if args.max_samples is not None and not 0 < args.max_samples <= 1:
+        raise ConfigError(f"--max-samples must be a fraction in (0, 1], got {args.max_samples}")
+
+
 def cmd_predict(args) -> int:
     from . import io
-    from .segmenter import Segmenter
 
     out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise SegappError(f"--out-dir {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     if args.queue is not None:
         from .config import get_settings
@@ -96,12 +135,14 @@ def cmd_predict(args) -> int:
         for p in paths:
             print(p)
         return 0
+    first = io.read_image(args.images[0])  # a bad image is refused before the (slower) model load
     from .features import FeatureCache
+    from .segmenter import Segmenter
 
     seg = Segmenter.load(args.model)
     seg.cache = FeatureCache(0)  # each image's tiles are used once: keep nothing (bounded memory)
     for i, path in enumerate(args.images):
-        image = io.read_image(path)
+        image, first = (first if i == 0 else io.read_image(path)), None
         proba = seg.predict_proba(image, progress=_progress(f"{Path(path).name} ({i + 1}/{len(args.images)})"))
         stem = Path(path).stem
         io.write_labels(out / f"{stem}.png", seg.predict(image, proba=proba))
@@ -168,6 +209,13 @@ def cmd_config(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage text is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"segapp: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def classifier_kinds() -> list[str]:
     from .classifiers import BUILDERS
 
@@ -178,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import defaults
     from .io import NORMALIZE_METHODS
 
-    p = argparse.ArgumentParser(prog="segapp", description="Pixel-classification segmentation.")
+    p = _Parser(prog="segapp", description="Pixel-classification segmentation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from images and label images")
@@ -243,17 +291,80 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_libraries() -> None:
+    """No warning lines from libraries on stderr: the CLI says what went wrong in one line."""
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+@contextmanager
+def _native_stderr_captured():
+    """C libraries (libtiff through Pillow, libjpeg) print warnings straight to file descriptor 2.
+
+    While a command runs, descriptor 2 points to a temporary file (dropped afterwards) and
+    ``sys.stderr`` writes to the real stderr, so segapp's own line (or a bug's traceback) is
+    all that appears.  ``SEGAPP_DEBUG=1`` shows everything.
+    """
+    try:
+        own = sys.stderr.fileno() == 2 and not os.environ.get("SEGAPP_DEBUG")
+    except (AttributeError, OSError, ValueError):  # sys.stderr replaced (pytest's capsys, an IDE)
+        own = False
+    if not own:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    old, sink = sys.stderr, tempfile.TemporaryFile()
+    real = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old, "encoding", None) or "utf-8",
+                     errors="backslashreplace")
+    os.dup2(sink.fileno(), 2)
+    sys.stderr = real
+    try:
+        yield
+    finally:
+        real.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr = old
+        real.close()
+        sink.close()
+
+
+def _error(message) -> int:
+    print(f"segapp: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "worker":  # a worker configures Celery's logging itself and keeps its stderr
+        return _run(args)
+    _quiet_libraries()
+    with _native_stderr_captured():
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except SegappError as e:
-        print(f"segapp: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
     except FileNotFoundError as e:
-        print(f"segapp: error: no such file: {e.filename}", file=sys.stderr)
-        return 2
+        return _error(f"no such file: {e.filename}")
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        return _error(f"{e.strerror}: {e.filename}")
+    except OSError as e:
+        return _error(f"{e.strerror or type(e).__name__}" + (f": {e.filename}" if e.filename else ""))
+    except MemoryError:
+        return _error("not enough memory (try smaller images, or lower SEGAPP_MAX_IMAGE_MB)")
     except KeyboardInterrupt:
         print("segapp: interrupted", file=sys.stderr)
         return 130

@@ -10,16 +10,22 @@ variable                        default                       meaning
 ``SEGAPP_DATA_DIR``             ``./.segapp/data``            session store directory (embedded mode)
 ``SEGAPP_CACHE_DIR``            ``./.segapp/cache``           diskcache + feature cache directory (shared
                                                               by the web server and the workers)
-``SEGAPP_MAX_PIXELS``           ``100000000``                 largest accepted image (pixels per plane)
+``SEGAPP_MAX_PIXELS``           ``100000000``                 largest accepted image (pixels, all planes)
+``SEGAPP_MAX_IMAGE_MB``         ``1024``                      largest decoded image (pixels x channels x
+                                                              planes x bytes per sample)
+``SEGAPP_MAX_PLANES``           ``1000``                      most planes (pages, z, t) of one image
+``SEGAPP_MAX_CHANNELS``         ``16``                        most channels of one image
 ``SEGAPP_MAX_UPLOAD_MB``        ``200``                       largest accepted upload
+``SEGAPP_MAX_MODEL_MB``         ``256``                       largest accepted model file
 ``SEGAPP_SESSION_TTL``          ``604800``                    seconds a session's data lives after its
                                                               last write
 ``SEGAPP_QUEUES``               ``default``                   queues a worker consumes (``gpu,default``)
 ``SEGAPP_TASK_TIME_LIMIT``      ``1800``                      hard time limit of one job, seconds (a soft
                                                               limit a little earlier stops it cleanly)
 ``SEGAPP_WEIGHTS_DIR``          ``~/.cache/segapp/weights``   where local backbone weights are looked up
-``SEGAPP_SECRET_KEY``           random per process            Flask secret (set it when running >1 web
-                                                              process)
+``SEGAPP_SECRET_KEY``           a key kept in the store       signs session ids (and is the Flask
+                                                              secret); unset: a random key created
+                                                              once in the session store
 ``SEGAPP_RESULT_EXPIRES``       ``86400``                     seconds job results and progress are kept
 ``SEGAPP_VISIBILITY_TIMEOUT``   ``60``                        lease of a job on its worker, renewed by
                                                               the worker's heartbeat: a vanished worker's
@@ -51,7 +57,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -60,7 +65,9 @@ from .errors import ConfigError
 #: Environment variable of each setting (the documented interface; tests check docs and compose against it).
 ENV_VARS = {
     "host": "HOST", "port": "PORT", "redis_url": "REDIS_URL", "data_dir": "SEGAPP_DATA_DIR",
-    "cache_dir": "SEGAPP_CACHE_DIR", "max_pixels": "SEGAPP_MAX_PIXELS", "max_upload_mb": "SEGAPP_MAX_UPLOAD_MB",
+    "cache_dir": "SEGAPP_CACHE_DIR", "max_pixels": "SEGAPP_MAX_PIXELS", "max_image_mb": "SEGAPP_MAX_IMAGE_MB",
+    "max_planes": "SEGAPP_MAX_PLANES", "max_channels": "SEGAPP_MAX_CHANNELS", "max_upload_mb": "SEGAPP_MAX_UPLOAD_MB",
+    "max_model_mb": "SEGAPP_MAX_MODEL_MB",
     "session_ttl": "SEGAPP_SESSION_TTL", "queues": "SEGAPP_QUEUES", "task_time_limit": "SEGAPP_TASK_TIME_LIMIT",
     "weights_dir": "SEGAPP_WEIGHTS_DIR", "secret_key": "SEGAPP_SECRET_KEY",
     "result_expires": "SEGAPP_RESULT_EXPIRES", "visibility_timeout": "SEGAPP_VISIBILITY_TIMEOUT",
@@ -128,12 +135,16 @@ class Settings:
     data_dir: Path = Path(".segapp/data")
     cache_dir: Path = Path(".segapp/cache")
     max_pixels: int = 100_000_000
+    max_image_mb: int = 1024
+    max_planes: int = 1000
+    max_channels: int = 16
     max_upload_mb: int = 200
+    max_model_mb: int = 256
     session_ttl: int = 7 * 24 * 3600
     queues: tuple[str, ...] = ("default",)
     task_time_limit: int = 1800
     weights_dir: Path = Path("~/.cache/segapp/weights").expanduser()
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    secret_key: str | None = field(default=None, repr=False)
     result_expires: int = 24 * 3600
     visibility_timeout: int | None = None
     worker_concurrency: int | None = None
@@ -204,7 +215,11 @@ class Settings:
             data_dir=Path(env.get("SEGAPP_DATA_DIR") or ".segapp/data"),
             cache_dir=Path(env.get("SEGAPP_CACHE_DIR") or ".segapp/cache"),
             max_pixels=_int(env, "SEGAPP_MAX_PIXELS", 100_000_000),
+            max_image_mb=_int(env, "SEGAPP_MAX_IMAGE_MB", 1024),
+            max_planes=_int(env, "SEGAPP_MAX_PLANES", 1000),
+            max_channels=_int(env, "SEGAPP_MAX_CHANNELS", 16),
             max_upload_mb=_int(env, "SEGAPP_MAX_UPLOAD_MB", 200),
+            max_model_mb=_int(env, "SEGAPP_MAX_MODEL_MB", 256),
             session_ttl=_int(env, "SEGAPP_SESSION_TTL", 7 * 24 * 3600),
             queues=parse_queues(env.get("SEGAPP_QUEUES", "default")),
             task_time_limit=_int(env, "SEGAPP_TASK_TIME_LIMIT", 1800),

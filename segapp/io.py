@@ -1,31 +1,46 @@
 """Image input/output: read and validate images, stacks and label images; write results.
 
 Readers take a path, ``bytes`` or a binary file object and return numpy arrays.  TIFF files
-go through tifffile (Pillow when a compression needs the absent ``imagecodecs``); PNG, JPEG
-and the other Pillow formats through Pillow (first frame only).  Every problem a user can
-cause raises :class:`~segapp.errors.ImageReadError` with a one-line message naming the file.
+go through tifffile (Pillow when a compression needs the absent ``imagecodecs``); PNG, JPEG,
+BMP, GIF, WebP and PPM through Pillow (first frame only; no other Pillow format is tried).
+Every problem a user can cause raises :class:`~segapp.errors.ImageReadError` with a one-line
+message naming the file.
 
-Decisions: the image size is checked against ``max_pixels`` (all planes together) from the
-header, before pixels are decoded; CMYK and YCbCr images are converted to RGB; alpha is
-dropped; 16-bit *RGB* PNGs are read as 8-bit (a Pillow limitation; use TIFF for 16-bit colour).
+What a file may cost (:mod:`segapp.limits`) is checked from its header before any pixel is
+decoded: pixels (all planes together), planes, channels and decoded bytes (pixels x channels
+x planes x bytes per sample); TIFF pages are counted without parsing them all.  While
+decoding, no compressed strip may inflate past the size its header declares, and all of
+them together past twice the decoded-size limit (decompression bombs).
+
+Decisions: CMYK and YCbCr images are converted to RGB; alpha is dropped; 16-bit *RGB* PNGs
+are read as 8-bit (a Pillow limitation; use TIFF for 16-bit colour).
 """
 from __future__ import annotations
 
 import hashlib
 import io as _io
+import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageSequence
 
 from .errors import ConfigError, ImageReadError
+from .limits import Limits, check_image_cost, default_limits, human_bytes
+from .tiffguard import BOUNDED, OverBudget, decode_budget, tiff_page_count, tifffile_bounded
 
 DEFAULT_MAX_PIXELS = 100_000_000
 NORMALIZE_METHODS = ("percentile", "standardize", "minmax", "dtype", "none")
 _STAT_SAMPLES = 1 << 20  # percentiles of larger channels come from an even subsample
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"),
           (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
+# Pillow formats tried for files that are not TIFF; others (EPS runs Ghostscript, PSD, ICNS, ...) are refused
+PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM")
+# tifffile's warnings about odd files are noise once segapp refuses the file with its own message:
+# a NullHandler keeps them off stderr (logging's last resort) while servers may still route them to a log
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 class _NeedsPillow(Exception):
@@ -37,39 +52,45 @@ def _fail(name: str | None, reason: str) -> ImageReadError:
     return ImageReadError(f"cannot read {name!r}: {reason}" if name else f"cannot read image: {reason}")
 
 
-def _read_source(source, name: str | None) -> tuple[bytes, str | None]:
+def _limits(limits: Limits | None, max_pixels: int | None) -> Limits:
+    lim = limits or default_limits()
+    return lim if max_pixels is None else replace(lim, max_pixels=int(max_pixels))
+
+
+def _read_source(source, name: str | None, max_bytes: int) -> tuple[bytes, str | None]:
+    too_big = f"the file is larger than {human_bytes(max_bytes)} (SEGAPP_MAX_IMAGE_MB, SEGAPP_MAX_UPLOAD_MB)"
     if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > max_bytes:
+            raise _fail(name, too_big)
         return bytes(source), name
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = name or path.name
         try:
-            return path.read_bytes(), name
+            if path.is_dir():
+                raise _fail(name, "this is a folder, not an image file")
+            with open(path, "rb") as fh:
+                data = fh.read(max_bytes + 1)
         except FileNotFoundError:
             raise _fail(name, "no such file") from None
         except OSError as exc:
             raise _fail(name, exc.strerror or exc) from None
+        if len(data) > max_bytes:
+            raise _fail(name, too_big)
+        return data, name
     if hasattr(source, "read"):
         fname = getattr(source, "name", None)
         name = name or (Path(fname).name if isinstance(fname, str) else None)
-        data = None if isinstance(source, _io.TextIOBase) else source.read()
+        data = None if isinstance(source, _io.TextIOBase) else source.read(max_bytes + 1)
         if not isinstance(data, (bytes, bytearray)):
             raise _fail(name, "file object was opened in text mode; open it with 'rb'")
+        if len(data) > max_bytes:
+            raise _fail(name, too_big)
         return bytes(data), name
     raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
 
 
-def _check_size(name, width: int, height: int, planes: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0 or planes <= 0:
-        raise _fail(name, f"image has no pixels ({width} x {height})")
-    total = width * height * planes
-    if total > max_pixels:
-        dims = f"{width} x {height}" + (f" x {planes} planes" if planes > 1 else "")
-        raise _fail(name, f"image too large: {dims} = {total:,} pixels exceeds the limit of "
-                          f"{max_pixels:,} (max_pixels)")
-
-
-def _decode(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
+def _decode(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
     """Decode to a raw (Z, H, W, C) array; with ``labels`` palette indices are kept."""
     if not data:
         raise _fail(name, "the file is empty")
@@ -77,16 +98,22 @@ def _decode(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
     try:
         if kind == "TIFF":
             try:
-                return _decode_tiff(data, name, max_pixels, labels)
+                with decode_budget(2 * limits.max_image_bytes):  # every decoded byte counts, whatever the header
+                    return _decode_tiff(data, name, limits, labels)
             except _NeedsPillow:
                 pass
-        return _decode_pillow(data, name, max_pixels, labels, kind)
+        return _decode_pillow(data, name, limits, labels, kind)
     except ImageReadError:
         raise
+    except OverBudget:
+        raise _fail(name, "the compressed pixel data inflates to more than the image size it declares "
+                          "(a decompression bomb)") from None
     except Image.DecompressionBombError as exc:
         raise _fail(name, f"image too large (decompression-bomb guard: {exc})") from None
     except MemoryError:
         raise _fail(name, "not enough memory to decode the image") from None
+    except RecursionError:
+        raise _fail(name, f"corrupt {kind or 'image'} file (structure nested too deeply)") from None
     except Exception as exc:  # decoders raise many types on corrupt input
         if kind:
             raise _fail(name, f"truncated or corrupt {kind} file ({type(exc).__name__}: {exc})") from None
@@ -94,9 +121,12 @@ def _decode(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
         raise _fail(name, f"{what} (expected PNG, JPEG or TIFF)") from None
 
 
-def _decode_tiff(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray:
-    import tifffile  # imported when a TIFF is met (0.2-0.4 s at start-up otherwise)
-
+def _decode_tiff(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
+    tifffile = tifffile_bounded()
+    max_pages = limits.max_planes * max(1, limits.max_channels)
+    if tiff_page_count(data, max_pages) > max_pages:
+        raise _fail(name, f"the TIFF has more than {max_pages:,} pages; at most {limits.max_planes:,} planes "
+                          f"of {limits.max_channels} channels are accepted (SEGAPP_MAX_PLANES, SEGAPP_MAX_CHANNELS)")
     with tifffile.TiffFile(_io.BytesIO(data)) as tf:
         series = tf.series[0]
         axes, shape = series.axes, tuple(series.shape)
@@ -106,26 +136,30 @@ def _decode_tiff(data: bytes, name, max_pixels: int, labels: bool) -> np.ndarray
         other = [i for i, a in enumerate(axes) if a not in "YXCS"]
         chan = [i for i, a in enumerate(axes) if a in "CS"]
         planes = int(np.prod([shape[i] for i in other], dtype=np.int64))
-        _check_size(name, size["X"], size["Y"], planes, max_pixels)
+        nchan = int(np.prod([shape[i] for i in chan], dtype=np.int64))
         if series.dtype is not None and series.dtype.kind == "c":
             raise _fail(name, f"unsupported pixel type {series.dtype}")
-        for page in series.pages:  # strips/tiles past the end of the data = truncated file
-            ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts) if c] if page else []
+        page = series.keyframe
+        palette = not labels and page.photometric == tifffile.PHOTOMETRIC.PALETTE
+        itemsize = series.dtype.itemsize if series.dtype is not None else 1
+        check_image_cost(name, size["X"], size["Y"], planes, 3 if palette else nchan, itemsize, limits)
+        for pg in series.pages:  # strips/tiles past the end of the data = truncated file
+            ends = [o + c for o, c in zip(pg.dataoffsets, pg.databytecounts) if c] if pg else []
             if ends and max(ends) > len(data):
                 raise _fail(name, "truncated TIFF file (the file ends before its pixel data)")
+            if pg and not BOUNDED[0] and pg.compression != 1:  # pragma: no cover
+                raise _NeedsPillow
         try:
-            arr = series.asarray()
+            arr = series.asarray(maxworkers=1)  # one thread: the decode budget is per context
         except ValueError as exc:
             if "imagecodecs" in str(exc):
                 raise _NeedsPillow from None
             raise
-        page = series.keyframe
         arr = arr.transpose(other + [axes.index("Y"), axes.index("X")] + chan)
-        nchan = int(np.prod([shape[i] for i in chan], dtype=np.int64))
         arr = arr.reshape(planes, size["Y"], size["X"], nchan)
         if labels:
             return arr
-        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+        if palette and page.colormap is not None:
             cmap = np.moveaxis(np.asarray(page.colormap), 0, -1)
             cmap = (cmap >> 8).astype(np.uint8) if cmap.max() > 255 else cmap.astype(np.uint8)
             arr = cmap[arr[..., 0]]
@@ -156,13 +190,31 @@ def _pil_frame(im: Image.Image, name, labels: bool) -> np.ndarray:
     raise _fail(name, f"unsupported image mode {mode!r}")
 
 
-def _decode_pillow(data: bytes, name, max_pixels: int, labels: bool, kind) -> np.ndarray:
-    if kind == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":  # size before Pillow parses
-        _check_size(name, int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), 1,
-                    max_pixels)
-    with Image.open(_io.BytesIO(data)) as im:
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels as decoded (palette -> RGB)
+
+
+def _pil_cost(im: Image.Image, labels: bool) -> tuple[int, int]:
+    """``(channels, bytes per sample)`` of a Pillow image as segapp decodes it."""
+    mode = im.mode
+    if mode in ("I", "F") or mode.startswith("I;32"):
+        return 1, 4
+    if mode.startswith("I;16"):
+        return 1, 2
+    if mode in ("P", "PA"):
+        return (1 if labels else 4), 1  # palette images pass through RGBA
+    return len(im.getbands()), 1
+
+
+def _decode_pillow(data: bytes, name, limits: Limits, labels: bool, kind) -> np.ndarray:
+    if kind == "PNG" and len(data) >= 26 and data[12:16] == b"IHDR":  # size before Pillow parses
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        depth, ctype = data[24], data[25]
+        check_image_cost(name, w, h, 1, 1 if labels and ctype == 3 else _PNG_CHANNELS.get(ctype, 1),
+                         2 if depth == 16 else 1, limits)
+    with Image.open(_io.BytesIO(data), formats=PIL_FORMATS) as im:
         planes = getattr(im, "n_frames", 1) if kind == "TIFF" else 1
-        _check_size(name, im.width, im.height, planes, max_pixels)
+        channels, itemsize = _pil_cost(im, labels)
+        check_image_cost(name, im.width, im.height, planes, channels, itemsize, limits)
         frames = ImageSequence.Iterator(im) if planes > 1 else [im]
         arrs = []
         for frame in frames:
@@ -187,16 +239,22 @@ def _as_image_dtype(arr: np.ndarray, name) -> np.ndarray:
     raise _fail(name, f"unsupported pixel type {arr.dtype}")
 
 
-def read_stack(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_stack(source, *, max_pixels: int | None = None, name: str | None = None,
+               limits: Limits | None = None) -> np.ndarray:
     """Read an image or a multi-page/volume TIFF as a ``(Z, H, W, C)`` array.
 
     Parameters
     ----------
     source : str, os.PathLike, bytes or binary file object
-    max_pixels : int
-        Refuse images with more pixels (width x height x planes), checked from the header.
+    max_pixels : int, optional
+        Refuse images with more pixels (width x height x planes), checked from the header
+        (overrides ``limits.max_pixels``).
     name : str, optional
         File name for error messages when ``source`` is bytes.
+    limits : Limits, optional
+        Cost limits (decoded bytes, planes, channels, pixels, file size); default: from the
+        environment (:func:`segapp.limits.default_limits`).  Checked from the header before
+        decoding, and again while decompressing (a strip may not inflate past its size).
 
     Returns
     -------
@@ -217,12 +275,13 @@ def read_stack(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None
     >>> read_stack(buf.getvalue()).shape
     (6, 4, 5, 1)
     """
-    data, name = _read_source(source, name)
-    return _as_image_dtype(_decode(data, name, max_pixels, labels=False), name)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    return _as_image_dtype(_decode(data, name, lim, labels=False), name)
 
 
-def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, plane: int = 0,
-               name: str | None = None) -> np.ndarray:
+def read_image(source, *, max_pixels: int | None = None, plane: int = 0,
+               name: str | None = None, limits: Limits | None = None) -> np.ndarray:
     """Read one plane of an image as ``(H, W, C)`` (see :func:`read_stack`).
 
     Examples
@@ -233,14 +292,16 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, plane: int = 0,
     >>> img = read_image(buf.getvalue()); img.shape, img.dtype
     ((4, 5, 3), dtype('uint8'))
     """
-    data, name = _read_source(source, name)
-    stack = read_stack(data, max_pixels=max_pixels, name=name)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    stack = read_stack(data, name=name, limits=lim)
     if not -len(stack) <= plane < len(stack):
         raise _fail(name, f"plane {plane} does not exist (the file has {len(stack)})")
     return stack[plane]
 
 
-def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_labels(source, *, max_pixels: int | None = None, name: str | None = None,
+                limits: Limits | None = None) -> np.ndarray:
     """Read a label image: 2-D non-negative integers, 0 = unlabelled, 1..K = classes.
 
     Accepts L, I;16, I, 1-bit and palette PNGs (palette *indices* are the labels) and integer
@@ -260,7 +321,7 @@ def read_labels(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | Non
     >>> read_labels(buf.getvalue()).tolist()
     [[0, 1], [2, 300]]
     """
-    arr = read_mask(source, max_pixels=max_pixels, name=name)
+    arr = read_mask(source, max_pixels=max_pixels, name=name, limits=limits)
     if arr.ndim == 3:
         raise _fail(name or _source_name(source), "labels must be single-channel class ids; this colour image has "
                     "differing channels (save the class ids 0..K as a grayscale or palette image)")
@@ -274,7 +335,7 @@ def _source_name(source) -> str | None:
     return Path(fname).name if isinstance(fname, str) else None
 
 
-def read_mask(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+def read_mask(source, *, max_pixels: int | None = None, name: str | None = None, limits=None) -> np.ndarray:
     """Read a label image or a mask as it is: ``(H, W)`` int32 values, or ``(H, W, 3)`` int32 colours.
 
     Like :func:`read_labels` (palette indices are values, alpha is dropped, an RGB image with
@@ -289,8 +350,9 @@ def read_mask(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None 
     >>> read_mask(buf.getvalue()).shape
     (1, 2, 3)
     """
-    data, name = _read_source(source, name)
-    arr = _decode(data, name, max_pixels, labels=True)
+    lim = _limits(limits, max_pixels)
+    data, name = _read_source(source, name, lim.max_file_bytes)
+    arr = _decode(data, name, lim, labels=True)
     if arr.shape[0] != 1:
         raise _fail(name, f"labels must be one 2-D image, got {arr.shape[0]} planes")
     arr = arr[0]
@@ -335,9 +397,7 @@ def write_labels(target, labels, fmt: str | None = None) -> None:
             raise ValueError(f"label {top} does not fit in a PNG (max 65535); use fmt='tiff'")
         Image.fromarray(lab).save(target, format="PNG")
     elif fmt in ("tif", "tiff"):
-        import tifffile
-
-        tifffile.imwrite(target, lab, photometric="minisblack", compression="zlib")
+        tifffile_bounded().imwrite(target, lab, photometric="minisblack", compression="zlib")
     else:
         raise ValueError(f"unknown label format {fmt!r}; use 'png' or 'tiff'")
 
@@ -364,10 +424,8 @@ def write_proba_tiff(target, proba, *, dtype: str = "float32") -> None:
         p = np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
     elif dtype != "float32":
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
-    import tifffile
-
-    tifffile.imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
-                     metadata={"axes": "CYX"})
+    tifffile_bounded().imwrite(target, np.ascontiguousarray(np.moveaxis(p, -1, 0)), photometric="minisblack",
+                        metadata={"axes": "CYX"})
 
 
 def _channel_range(ch: np.ndarray, method: str, low: float, high: float) -> tuple[float, float]:
@@ -387,6 +445,15 @@ def _channel_range(ch: np.ndarray, method: str, low: float, high: float) -> tupl
     if not hi > lo:  # flat percentiles (e.g. sparse image): fall back to the full range
         lo, hi = flat.min(), flat.max()
     return float(lo), (float(hi) if hi > lo else float(lo) + 1.0)
+
+
+def _check_normalization(a: np.ndarray, method: str, low: float, high: float) -> None:
+    if method not in NORMALIZE_METHODS:
+        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
+    if method == "percentile" and not 0 <= low < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
 
 
 def normalize(image, method: str = "percentile", low: float = 1.0, high: float = 99.8, *,
@@ -420,12 +487,7 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     [[0.0, 0.0], [0.0, 0.0]]
     """
     a = np.asarray(image)
-    if method not in NORMALIZE_METHODS:
-        raise ConfigError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZE_METHODS)}")
-    if method == "percentile" and not 0 <= low < high <= 100:
-        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
-    if a.dtype.kind not in "biuf":
-        raise ConfigError(f"cannot normalise pixels of type {a.dtype}")
+    _check_normalization(a, method, low, high)
     out = a.astype(np.float32)  # always a copy
     if method == "dtype" and a.dtype.kind in "iu":
         out /= np.float32(np.iinfo(a.dtype).max)
@@ -447,6 +509,7 @@ def normalize(image, method: str = "percentile", low: float = 1.0, high: float =
     return out
 
 
+_DISPLAY_BAND = 4 * 2**20  # float32 values converted at once for display (large images go in row bands)
 DISPLAY_METHODS = ("auto", "dtype", "percentile", "minmax")
 
 
@@ -481,12 +544,28 @@ def display_range(image, method: str = "auto", low: float = 0.5, high: float = 9
             info = np.iinfo(a.dtype)
             return (0.0 if a.dtype.kind == "u" else float(info.min)), float(info.max)
         method = "auto"
+    if a.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot display pixels of type {a.dtype}")
+    if method != "minmax" and not 0 <= low < high <= 100:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    sample = _pixel_sample(a)  # every pixel of a small image; an even subsample of a large one (no copy of it)
     if method == "auto" and colour and a.dtype.kind == "f":
-        finite = a[np.isfinite(a)]
+        finite = sample[np.isfinite(sample)]
         if finite.size and finite.min() >= 0 and finite.max() <= 1:
             return 0.0, 1.0
-    return _channel_range(a.astype(np.float32, copy=False), "minmax" if method == "minmax" else "percentile",
-                          low, high)
+    return _channel_range(sample, "minmax" if method == "minmax" else "percentile", low, high)
+
+
+def _pixel_sample(a: np.ndarray) -> np.ndarray:
+    """float32 values of an even subsample of ``a``'s pixels (all channels of each), at most
+    ``_STAT_SAMPLES`` values; the whole image when it is that small."""
+    if a.size <= _STAT_SAMPLES:
+        return a.astype(np.float32).reshape(-1)
+    h, w = a.shape[:2]
+    c = a.size // (h * w)
+    idx = np.arange(0, h * w, -(-(h * w * c) // _STAT_SAMPLES))
+    rows, cols = np.divmod(idx, w)
+    return a[rows, cols].astype(np.float32).reshape(-1)
 
 
 def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float = 99.9) -> np.ndarray:
@@ -518,8 +597,14 @@ def to_display_rgb(image, *, method: str = "auto", low: float = 0.5, high: float
         u8 = a
     else:
         lo, hi = display_range(a, method, low, high)
-        scaled = (a.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
-        u8 = np.rint(np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0), 0, 255)).astype(np.uint8)
+        scale = np.float32(255.0 / (hi - lo))
+        u8 = np.empty(a.shape, np.uint8)
+        rows = max(1, _DISPLAY_BAND // max(1, a.shape[1] * a.shape[2]))
+        for r in range(0, a.shape[0], rows):  # row bands: no full-size float copy of a large image
+            with np.errstate(over="ignore", invalid="ignore"):
+                band = (a[r:r + rows].astype(np.float32) - np.float32(lo)) * scale
+            np.nan_to_num(band, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+            u8[r:r + rows] = np.rint(np.clip(band, 0, 255, out=band), out=band)
     if u8.shape[-1] == 1:
         return np.repeat(u8, 3, axis=-1)
     if u8.shape[-1] == 2:

@@ -30,6 +30,7 @@ from . import classifiers, defaults, io, prior
 from .errors import AnnotationError, ConfigError
 from .features import FeatureCache, get_extractor
 from .features.base import CombinedExtractor, FeatureExtractor
+from .limits import MAX_CLASS_ID
 from .features.tiles import TILE, CombinedTiles, TiledFeatures, TileGrid
 
 DEFAULT_NORMALIZATION = defaults.NORMALIZATION   # kept for importers; segapp.defaults is the source
@@ -227,6 +228,10 @@ class Segmenter:
         if not ys:
             raise AnnotationError("no annotations: paint at least one stroke for each of two classes")
         y = np.concatenate(ys)
+        if y.min() < 0 or y.max() > MAX_CLASS_ID:
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise AnnotationError(f"class id {bad} in the labels: class ids must be 1..{MAX_CLASS_ID} "
+                                  "(0 = unlabelled); is this an instance mask?")
         if np.unique(y).size < 2:
             raise AnnotationError(f"only class {int(y[0])} is painted: paint at least two classes")
         return np.concatenate(xs), y, np.concatenate(where)
@@ -285,10 +290,10 @@ class Segmenter:
         self.training_info = {"n_pixels": int(y.size), "n_used": int(idx.size), "n_features": int(X.shape[1]),
                               "n_images": sum(1 for lab in labels if np.any(lab)),
                               "fit_seconds": round(time.perf_counter() - t0, 3)}
-        if correction is not None:
-            self.training_info["prior_correction"] = {
-                "alpha": self.prior_correction, "n_sampled": correction["n_sampled"],
-                "scale": {str(c): round(float(w), 4) for c, w in zip(clf.classes_, correction["scale"])}}
+        if correction is not None:   # plain values (the model file's manifest keeps them)
+            self.training_info.update({"prior_correction": self.prior_correction,
+                                       "prior_sampled": correction["n_sampled"],
+                                       "prior_scale": [round(float(w), 4) for w in correction["scale"]]})
         if progress:
             progress(1.0)
         return self

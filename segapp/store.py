@@ -41,6 +41,9 @@ False
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -69,8 +72,102 @@ class LockTimeout(SegappError):
 
 
 def new_session_id() -> str:
-    """A fresh unguessable session id (192 random bits, URL-safe)."""
+    """A fresh unguessable session id (192 random bits, URL-safe): the key a session is stored under.
+
+    A browser never holds this bare id: it holds :func:`sign_session_id` of it, and the server
+    refuses any id it did not sign (client-chosen ids are replaced by fresh ones).
+    """
     return secrets.token_urlsafe(24)
+
+
+# -- server-issued session ids ---------------------------------------------------------------------
+# What the browser keeps is ``<store id>.<HMAC-SHA256 of it, base64url>``; the key is derived from
+# SEGAPP_SECRET_KEY, or (unset) a random key kept in the store itself, so every web process of a
+# deployment and every restart agree on it.
+_SIGNED_RE = re.compile(r"^([A-Za-z0-9_-]{20,64})\.([A-Za-z0-9_-]{43})$")
+
+
+def _signature(session: str, key: bytes) -> str:
+    mac = hmac.new(key, b"segapp-session\x00" + session.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def sign_session_id(session: str, key: bytes) -> str:
+    """The browser-side id of store session ``session``: ``session.signature``.
+
+    Examples
+    --------
+    >>> signed = sign_session_id("a" * 32, b"k" * 32)
+    >>> signed.startswith("a" * 32 + "."), verify_session_id(signed, b"k" * 32) == "a" * 32
+    (True, True)
+    >>> verify_session_id("a" * 32, b"k" * 32) is None  # unsigned: client-chosen, refused
+    True
+    """
+    _check(session, "x")
+    return f"{session}.{_signature(session, key)}"
+
+
+def verify_session_id(signed, key: bytes) -> str | None:
+    """The store session of a browser-side id, or None when this server did not sign it."""
+    m = _SIGNED_RE.match(signed) if isinstance(signed, str) else None
+    if not m or not hmac.compare_digest(m.group(2), _signature(m.group(1), key)):
+        return None
+    return m.group(1)
+
+
+def issue_session_id(key: bytes) -> str:
+    """A fresh signed session id for a browser."""
+    return sign_session_id(new_session_id(), key)
+
+
+def is_store_id(session) -> bool:
+    """True for a well-formed bare session id (what the store keys sessions by).
+
+    Examples
+    --------
+    >>> is_store_id("a" * 32), is_store_id("a" * 32 + ".sig"), is_store_id(None)
+    (True, False, False)
+    """
+    return isinstance(session, str) and bool(_SESSION_RE.match(session))
+
+
+def session_key(store: "Store", secret: str | None = None) -> bytes:
+    """The signing key: derived from ``secret`` (SEGAPP_SECRET_KEY) when set, else the store's own key."""
+    if secret:
+        return hashlib.sha256(b"segapp-session-key\x00" + secret.encode()).digest()
+    return store.session_secret()
+
+
+def check_signing_key(store: "Store", key: bytes) -> None:
+    """Refuse to run with another session-signing key than the rest of the deployment.
+
+    Web servers issue signed session ids and workers run the web app's background jobs
+    with them: a process whose SEGAPP_SECRET_KEY differs would refuse every session (its
+    jobs would do nothing).  The first process records a fingerprint of its key in the
+    store; every later one compares.
+
+    Raises
+    ------
+    ConfigError
+        The key differs from the recorded one (one line: what to set).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = LocalStore(tempfile.mkdtemp())
+    >>> check_signing_key(store, b"k" * 32); check_signing_key(store, b"k" * 32)
+    >>> check_signing_key(store, b"x" * 32)
+    Traceback (most recent call last):
+    ...
+    segapp.errors.ConfigError: SEGAPP_SECRET_KEY differs from the one the other web servers and workers of this deployment use; set the same value everywhere (to change it on purpose, delete the store's session-key-id first; sessions restart)
+    """
+    from .errors import ConfigError
+
+    mine = hashlib.sha256(b"segapp-key-fingerprint\x00" + key).hexdigest()[:32]
+    if store.first_value("session-key-id", mine) != mine:
+        raise ConfigError("SEGAPP_SECRET_KEY differs from the one the other web servers and workers of this "
+                          "deployment use; set the same value everywhere (to change it on purpose, delete the "
+                          "store's session-key-id first; sessions restart)")
 
 
 def new_item_id() -> str:
@@ -114,6 +211,18 @@ class Store:
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailableError` when the store cannot be used."""
+
+    def has_session(self, session: str) -> bool:
+        """True when the store holds anything of ``session`` (used to re-sign sessions of older versions)."""
+        raise NotImplementedError
+
+    def session_secret(self) -> bytes:
+        """A random 32-byte key kept by the store, created on first use (signs session ids)."""
+        raise NotImplementedError
+
+    def first_value(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless something is there already; returns what is there."""
+        raise NotImplementedError
 
     # -- cross-process primitives -----------------------------------------------
     def incr(self, session: str, name: str) -> int:
@@ -159,9 +268,10 @@ class Store:
     def put_array(self, session: str, kind: str, item: str, array: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, np.asarray(array), allow_pickle=False)
-        self.put(session, kind, item, buf.getvalue())
+        self.put(session, kind, item, buf.getbuffer())
 
-    def get_array(self, session: str, kind: str, item: str):
+    def get_array(self, session: str, kind: str, item: str, mmap: bool = False):
+        """The stored array, or None; ``mmap=True`` may return a read-only memory map (large images)."""
         data = self.get(session, kind, item)
         return None if data is None else np.load(io.BytesIO(data), allow_pickle=False)
 
@@ -197,6 +307,23 @@ class LocalStore(Store):
         except FileNotFoundError:
             return None
 
+    def put_array(self, session, kind, item, array):
+        """Written straight to the file (no in-memory copy of a large image)."""
+        path = self._path(session, kind, item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{item}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+        os.utime(self.root / session)
+
+    def get_array(self, session, kind, item, mmap: bool = False):
+        path = self._path(session, kind, item)
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+
     def delete(self, session, kind, item):
         self._path(session, kind, item).unlink(missing_ok=True)
 
@@ -210,6 +337,43 @@ class LocalStore(Store):
     def drop_session(self, session):
         _check(session, "x")
         shutil.rmtree(self.root / session, ignore_errors=True)
+
+    def has_session(self, session):
+        _check(session, "x")
+        return (self.root / session).is_dir()
+
+    def session_secret(self) -> bytes:
+        path = self.root / ".session-key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        for _ in range(50):  # another process may be writing it right now
+            key = path.read_bytes()
+            if len(key) == 32:
+                return key
+            time.sleep(0.01)
+        raise StoreUnavailableError(f"the session key {path} is damaged; delete it (sessions restart)")
+
+    def first_value(self, name, value):
+        _check_name(name)
+        path = self.root / f".{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # another process may be writing it right now
+                text = path.read_text()
+                if text:
+                    return text
+                time.sleep(0.01)
+            return text
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return value
 
     def _meta_path(self, session, what: str, name: str) -> Path:
         _check(session, "x", name)
@@ -562,6 +726,25 @@ class RedisStore(Store):
 
     def ping(self) -> None:
         self._guard(self.client.ping)
+
+    def has_session(self, session):
+        _check(session, "x")
+        return bool(self._guard(self.client.exists, self._registry(session)))
+
+    def session_secret(self) -> bytes:
+        key = f"{self.prefix}:#session-key"
+        self._guard(lambda: self.client.set(key, secrets.token_bytes(32), nx=True))  # the first process wins
+        value = self._guard(self.client.get, key)
+        if not value or len(value) != 32:
+            raise StoreUnavailableError(f"the session key in Redis ({key}) is damaged; delete it (sessions restart)")
+        return value
+
+    def first_value(self, name, value):
+        _check_name(name)
+        key = f"{self.prefix}:#{name}"
+        self._guard(lambda: self.client.set(key, value.encode(), nx=True))
+        stored = self._guard(self.client.get, key)
+        return stored.decode() if stored else value
 
     # -- cross-process primitives ('#' never occurs in validated names: no collisions) ---------
     def _counter_key(self, session, name) -> str:

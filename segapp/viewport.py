@@ -53,10 +53,16 @@ def downscale(rgb: np.ndarray, step: int) -> np.ndarray:
     if step == 1:
         return rgb
     h, w = rgb.shape[:2]
-    hh, ww = -(-h // step) * step, -(-w // step) * step
-    pad = np.pad(rgb, ((0, hh - h), (0, ww - w), (0, 0)), mode="edge").astype(np.float32)
-    blocks = pad.reshape(hh // step, step, ww // step, step, -1).mean(axis=(1, 3))
-    return np.rint(blocks).astype(np.uint8)
+    ww = -(-w // step) * step
+    out = np.empty((-(-h // step), ww // step, rgb.shape[2]), np.uint8)
+    band = max(1, (8 << 20) // max(1, ww * step * rgb.shape[2]))  # output rows per pass: ~32 MB of float32
+    for r in range(0, out.shape[0], band):
+        part = rgb[r * step:(r + band) * step]
+        rows = -(-part.shape[0] // step) * step
+        pad = np.pad(part, ((0, rows - part.shape[0]), (0, ww - w), (0, 0)), mode="edge").astype(np.float32)
+        blocks = pad.reshape(rows // step, step, ww // step, step, -1).mean(axis=(1, 3))
+        out[r:r + band] = np.rint(blocks).astype(np.uint8)
+    return out
 
 
 def view_box(view: dict | None, h: int, w: int) -> tuple[int, int, int, int]:

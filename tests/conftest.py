@@ -82,6 +82,12 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+TEST_SECRET = "test-secret"  # SEGAPP_SECRET_KEY of every web process and worker on the test Redis
+# One deployment = one key: every process the tests start on the shared test Redis (workers, app.py,
+# `segapp worker`) inherits it, as compose gives every service the same SEGAPP_SECRET_KEY.
+os.environ["SEGAPP_SECRET_KEY"] = TEST_SECRET
+
+
 @pytest.fixture(scope="session")
 def jobs_settings(redis_server, tmp_path_factory):
     """Settings pointing at the test Redis, with the Celery app configured for them."""
@@ -90,7 +96,7 @@ def jobs_settings(redis_server, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("segapp-jobs")
     settings = Settings(redis_url=redis_server.url, data_dir=d / "data", cache_dir=d / "cache",
-                        task_time_limit=300, session_ttl=3600)
+                        task_time_limit=300, session_ttl=3600, secret_key=TEST_SECRET)
     make_celery(settings)
     return settings
 
@@ -148,6 +154,7 @@ class WorkerFactory:
         full_env = {**os.environ, "REDIS_URL": s.redis_url, "SEGAPP_CACHE_DIR": str(s.cache_dir),
                     "SEGAPP_DATA_DIR": str(s.data_dir), "SEGAPP_TASK_TIME_LIMIT": str(s.task_time_limit),
                     "SEGAPP_APP_MODULE": "segapp_tests_no_web_app", "SEGAPP_WORKER_THREADS": "1",
+                    "SEGAPP_SECRET_KEY": s.secret_key or TEST_SECRET,  # one key per deployment (the test Redis)
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                     **(env or {})}
         log_path = self.logdir / f"worker-{name}-{n}.log"

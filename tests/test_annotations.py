@@ -144,8 +144,9 @@ def test_clipping_to_the_image():
 
 def test_dtype_and_empty():
     assert shapes_to_labels([], (3, 4)).dtype == np.uint8 and not shapes_to_labels(None, (3, 4)).any()
-    big = shapes_to_labels([box("rect", 0, 0, 1, 1, cls=300)], (3, 4))
-    assert big.dtype == np.uint16 and big[0, 0] == 300
+    assert shapes_to_labels([box("rect", 0, 0, 1, 1, cls=255)], (3, 4))[0, 0] == 255
+    with pytest.raises(AnnotationError, match="outside 0..255"):  # label images are uint8 end to end
+        shapes_to_labels([box("rect", 0, 0, 1, 1, cls=300)], (3, 4))
 
 
 @pytest.mark.parametrize("shape, msg", [
@@ -156,7 +157,7 @@ def test_dtype_and_empty():
     ({"type": "rect", "x0": 0, "y0": "a", "x1": 1, "y1": 1, "name": "class=1"}, "needs numeric"),
     ({"type": "rect", "x0": 0, "y0": float("nan"), "x1": 1, "y1": 1, "name": "class=1"}, "non-finite"),
     ({"type": "star", "name": "class=1"}, "unsupported type 'star'"),
-    ("not a dict", "not a dict"),
+    ("not a dict", "not an object"),
 ])
 def test_bad_shapes_raise_annotation_error(shape, msg):
     with pytest.raises(AnnotationError, match=msg) as info:

@@ -25,8 +25,9 @@ def test_every_variable_is_read():
            "SEGAPP_SESSION_TTL": "60", "SEGAPP_QUEUES": "gpu, default,gpu", "SEGAPP_TASK_TIME_LIMIT": "100",
            "SEGAPP_WEIGHTS_DIR": "/w", "SEGAPP_SECRET_KEY": "s3cret", "SEGAPP_RESULT_EXPIRES": "120",
            "SEGAPP_VISIBILITY_TIMEOUT": "30", "SEGAPP_WORKER_CONCURRENCY": "3", "SEGAPP_WORKER_THREADS": "2",
-           "SEGAPP_MAX_REDELIVERIES": "0", "SEGAPP_APP_MODULE": "mypkg.web", "SEGAPP_MAX_JOBS": "4",
-           "SEGAPP_FEATURE_MEMORY_MB": "256"}
+           "SEGAPP_MAX_REDELIVERIES": "0", "SEGAPP_APP_MODULE": "mypkg.web", "SEGAPP_MAX_IMAGE_MB": "64",
+           "SEGAPP_MAX_PLANES": "7", "SEGAPP_MAX_CHANNELS": "4", "SEGAPP_MAX_MODEL_MB": "9",
+           "SEGAPP_MAX_JOBS": "4", "SEGAPP_FEATURE_MEMORY_MB": "256"}
     assert set(env) == set(ENV_VARS.values())
     s = Settings.from_env(env)
     assert s.distributed and s.port == 9001 and s.host == "0.0.0.0" and s.max_pixels == 10**6
@@ -34,6 +35,7 @@ def test_every_variable_is_read():
     assert (s.session_ttl, s.task_time_limit, s.result_expires, s.visibility_timeout) == (60, 100, 120, 30)
     assert (s.worker_concurrency, s.worker_threads, s.max_redeliveries) == (3, 2, 0)
     assert s.secret_key == "s3cret" and s.app_module == "mypkg.web" and s.effective_visibility_timeout == 30
+    assert (s.max_image_mb, s.max_planes, s.max_channels, s.max_model_mb) == (64, 7, 4, 9)
     assert (s.max_jobs, s.job_slots, s.feature_memory_mb) == (4, 4, 256)
 
 

@@ -30,6 +30,11 @@ def rare_class():
     return img, lab, truth
 
 
+def scale(seg) -> dict:
+    """``{class id: factor}`` of a trained segmenter's prior correction."""
+    return {int(c): float(w) for c, w in zip(seg.classes_, seg.prior_scale_)}
+
+
 def fitted(img, lab, **kw):
     return Segmenter(**FEATURES, cache=FeatureCache(), **kw).fit(img, lab)
 
@@ -40,10 +45,9 @@ def test_correction_lowers_the_over_painted_class_and_its_area(rare_class):
     assert painted_share > 5 * truth.mean()                  # the rare class is over-painted
     off = fitted(img, lab, prior_correction=0)
     half, full = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=1.0)
-    w_half = half.training_info["prior_correction"]["scale"]
-    w_full = full.training_info["prior_correction"]["scale"]
-    assert w_half["2"] < 1 < w_half["1"]
-    assert w_full["2"] < w_half["2"] and w_full["1"] > w_half["1"]   # alpha scales the correction
+    w_half, w_full = scale(half), scale(full)
+    assert w_half[2] < 1 < w_half[1]
+    assert w_full[2] < w_half[2] and w_full[1] > w_half[1]   # alpha scales the correction
     assert "prior_correction" not in off.training_info and off.prior_scale_ is None
     np.testing.assert_array_equal(half.classifier_.predict_proba(np.ones((3, off.training_info["n_features"]))),   # the same forest:
                                   off.classifier_.predict_proba(np.ones((3, off.training_info["n_features"]))))   # only probabilities move
@@ -69,8 +73,8 @@ def test_correction_is_deterministic_and_composes_with_balanced(rare_class):
     a, b = fitted(img, lab, prior_correction=0.5), fitted(img, lab, prior_correction=0.5)
     np.testing.assert_array_equal(a.predict_proba(img), b.predict_proba(img))
     bal = fitted(img, lab, prior_correction=0.5, class_weight="balanced")
-    w = bal.training_info["prior_correction"]["scale"]
-    assert w["2"] < 1 < w["1"]
+    w = scale(bal)
+    assert w[2] < 1 < w[1]
     assert bal.class_weight == "balanced"
     bal_off = fitted(img, lab, prior_correction=0, class_weight="balanced")
     assert (bal.predict(img) == 2).mean() < (bal_off.predict(img) == 2).mean()
@@ -87,7 +91,7 @@ def test_every_classifier_kind_is_corrected(rare_class, kind):
     img, lab, _ = rare_class
     seg = Segmenter(**FEATURES, classifier=kind, prior_correction=0.5, n_estimators=8, cache=FeatureCache())
     seg.fit(img, lab)
-    assert seg.training_info["prior_correction"]["scale"]["2"] < 1
+    assert scale(seg)[2] < 1 and seg.training_info["prior_sampled"] > 0
     proba = seg.predict_proba(img)
     np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-5)
 
@@ -159,10 +163,12 @@ def test_old_manifest_without_the_field_loads_as_off(rare_class):
     img, lab, _ = rare_class
     old_style = fitted(img, lab, prior_correction=0, classifier_params={"max_features": "sqrt"})
 
-    def strip(manifest):                                   # what files written before these existed hold
+    def strip(manifest):                                   # a format-2 file, written before these existed
         for key in ("prior_correction", "max_features"):
             del manifest["classifier"]["params"][key]
         del manifest["classifier"]["prior_scale"]
+        manifest["format_version"] = 2
+        del manifest["checksum"]
 
     data = edit_manifest(old_style.save(), strip)
     again = Segmenter.load(data)
@@ -173,9 +179,14 @@ def test_old_manifest_without_the_field_loads_as_off(rare_class):
 
 
 def edit_manifest(data: bytes, edit) -> bytes:
+    """A copy of a model file whose manifest went through ``edit(dict)``, its checksum recomputed."""
+    from segapp.modelcheck import manifest_checksum
+
     src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
     manifest = json.loads(src.read("manifest.json"))
     edit(manifest)
+    if "checksum" in manifest:
+        manifest["checksum"] = manifest_checksum(manifest)
     with zipfile.ZipFile(out, "w") as z:
         z.writestr("manifest.json", json.dumps(manifest))
         for name in src.namelist():
@@ -184,7 +195,7 @@ def edit_manifest(data: bytes, edit) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("bad", [[1.0], [1.0, -2.0], [1.0, float("nan")], "x", {"a": 1}])
+@pytest.mark.parametrize("bad", [[1.0], [1.0, 1.0, 1.0], [1.0, -2.0], [1.0, 0.0], [True, 1.0], "x", {"a": 1}])
 def test_malformed_saved_factors_are_refused(rare_class, bad):
     from segapp.errors import ModelFileError
 

@@ -250,3 +250,14 @@ def test_a_dead_holders_lock_is_freed(store):
     lock = store.lock(sid, "train")
     assert lock.acquire(timeout=5)  # file locks die with the process, Redis leases expire
     lock.release()
+
+
+def test_every_process_of_a_deployment_signs_with_one_key(redis_server, tmp_path):
+    from segapp.errors import ConfigError
+    from segapp.store import check_signing_key
+
+    for store in (RedisStore(redis_server.url, ttl=3600, prefix="keycheck"), LocalStore(tmp_path)):
+        check_signing_key(store, b"a" * 32)
+        check_signing_key(store, b"a" * 32)  # a second web process or worker with the same key
+        with pytest.raises(ConfigError, match="SEGAPP_SECRET_KEY differs"):
+            check_signing_key(store, b"b" * 32)  # a worker started without the deployment's key

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from _images import disk
 from _browser import (GD, canvas_ready, click_at, overlay_source, paint_two_classes, shapes, stroke, toasts, until,
                       upload, visible)
 from PIL import Image
@@ -29,11 +30,7 @@ H, W = 72, 96
 
 
 def _disk(h=H, w=W, seed=1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = 30 + 30 * rng.random((h, w))
-    img[np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4] += 150
-    return img.astype(np.uint8)
+    return disk(h, w, seed, base=30, noise=30)
 
 
 def _pink(h=H, w=W) -> np.ndarray:

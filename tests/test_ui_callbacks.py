@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
+from _images import disk
 from dash import no_update
 from dash.exceptions import PreventUpdate
 from PIL import Image
@@ -29,7 +30,7 @@ from segapp.config import Settings
 from segapp.errors import AnnotationError, ConfigError, SegappError
 from segapp.segmenter import Segmenter
 from segapp.store import LocalStore, new_session_id
-from segapp.ui import callbacks, create_app, ids, make_services
+from segapp.ui import callbacks, create_app, ids, make_services, pipeline
 from segapp.ui.callbacks import annotation_io, batch, canvas, classes, files, images, objects, session, training
 from segapp.ui.pipeline import is_stale
 from segapp.ui.render import png_size, uri_bytes
@@ -52,11 +53,7 @@ def _uri(data: bytes, mime: str = "image/png") -> str:
 
 def _disk(h=H, w=W, seed=0) -> np.ndarray:
     """Bright disk on a dark noisy background (uint8, grey)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = 40 + 20 * rng.random((h, w))
-    img[np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4] += 150
-    return img.astype(np.uint8)
+    return disk(h, w, seed)
 
 
 def _disk_truth(h=H, w=W) -> np.ndarray:
@@ -103,8 +100,9 @@ def services(tmp_path):
 
 
 @pytest.fixture
-def sid():
-    return session.start_session(None, None)["session"]
+def sid(services):
+    """A session as callback bodies see it: the store id the browser's signed id stands for."""
+    return services.session(session.start_session(None, None, services=services)["session"]).sid
 
 
 def upload(services, sid, *files, version=None, notices=None):
@@ -120,8 +118,9 @@ def cur(services, sid):
     return upload(services, sid, ("disk.png", _png(_disk())))["current"]
 
 
-def paint(services, sid, cur, *shapes):
-    return canvas.save_strokes({"shapes": list(shapes)}, sid, cur, CLASSES, True, services=services)
+def paint(services, sid, cur, *shapes, notices=None):
+    return canvas.save_strokes({"shapes": list(shapes)}, sid, cur, CLASSES, True, services=services,
+                               notify=Notices() if notices is None else notices)
 
 
 def retrain(services, sid, cur, trigger=ids.ANNOT_VERSION, annot=None, live=True, mode="segmentation", notices=None):
@@ -167,10 +166,11 @@ def test_session_store_roundtrip_undo_and_isolation(services, sid, cur):
         services.store.list("../etc", "image")  # malformed ids never reach the file system
 
 
-def test_start_session_makes_an_id_only_when_the_browser_has_no_valid_one(sid):
-    assert len(sid) >= 32 and session.start_session(None, "../../etc")["session"] != sid
+def test_start_session_makes_an_id_only_when_the_browser_has_no_valid_one(services, sid):
+    signed = services.issue_session_id(sid)
+    assert len(sid) >= 32 and session.start_session(None, "../../etc", services=services)["session"] != signed
     with pytest.raises(PreventUpdate):
-        session.start_session(123, sid)
+        session.start_session(123, signed, services=services)
 
 
 def test_restore_session_brings_back_classes_image_and_settings(services, sid, cur):
@@ -272,16 +272,18 @@ def test_build_canvas_full_figure_then_empty_state(services, sid, cur):
 
 def test_save_strokes_stores_shapes_and_rasterised_labels(services, sid, cur):
     sess, k = _sess(services, sid), key(cur["image"], 0)
+    notices = Notices()
     out = paint(services, sid, cur, _bg_stroke(), _fg_stroke(),
-                {"type": "path", "path": "M1,1L5,5", "name": "not-a-stroke"})  # a shape without class: dropped
+                {"type": "path", "path": "M1,1L5,5", "name": "not-a-stroke"}, notices=notices)  # no class: left out
     assert out["annot_version"] == {"rev": sess.annot_rev(), "key": k}
+    assert notices[0][0] == "warning" and "1 stroke(s) not saved: shape 2: shape has no class" in notices[0][1]
     assert [s["name"] for s in sess.shapes(k)] == [shape_name(1, 3), shape_name(2, 3)]
     labels = sess.labels(k)
     assert labels.shape == (H, W) and labels[2, 40] == 1 and labels[H // 2, W // 2] == 2 and labels[30, 10] == 0
     styled = out["figure"].to_plotly_json()["operations"][0]
     assert styled["location"] == ["layout", "shapes"] and len(styled["params"]["value"]) == 2
     edit = canvas.save_strokes({"shapes[1].path": f"M10,{H / 2}L20,{H / 2}"}, sid, cur, CLASSES, True,
-                               services=services)  # an edit of one stroke: strokes are labels, never edited
+                               services=services, notify=Notices())  # an edit of one stroke: strokes are labels, never edited
     assert edit["annot_version"] is no_update and sess.annot_rev() == out["annot_version"]["rev"]
     assert sess.labels(k)[H // 2, 15] == 0 and sess.labels(k)[H // 2, W // 2] == 2
     restored = edit["figure"].to_plotly_json()["operations"][0]["params"]["value"]
@@ -289,7 +291,7 @@ def test_save_strokes_stores_shapes_and_rasterised_labels(services, sid, cur):
     assert all(s["editable"] is False for s in restored)
     for relayout in (None, {"xaxis.range[0]": 3}):  # zoom and pan are not strokes
         with pytest.raises(PreventUpdate):
-            canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services)
+            canvas.save_strokes(relayout, sid, cur, CLASSES, True, services=services, notify=Notices())
 
 
 def test_undo_redo_clear_class_and_clear_all(services, sid, cur):
@@ -633,7 +635,7 @@ def test_upload_a_model_into_another_session_and_refuse_a_tampered_one(services,
     classes.edit_classes(1, None, "Nuclei", None, 2, sid, None, services=services, trigger=ids.CLASS_NAME,
                          notify=Notices())
     name, model = _download(services, sid, trained, ids.DL_MODEL)
-    other = session.start_session(None, None)["session"]
+    other = services.session(session.start_session(None, None, services=services)["session"]).sid
     cur = upload(services, other, ("again.png", _png(_disk(seed=7))))["current"]
     notices = Notices()
     out = files.upload_model(_uri(model, "application/octet-stream"), name, other, services=services, notify=notices)
@@ -759,6 +761,14 @@ def test_grey_and_colour_images_each_get_a_model_and_the_user_is_told(services, 
     assert info["channels"] == 3 and info["other_kinds"] == 1 and sess.result(key(colour["image"], 0)) is not None
     assert job_notes[0][2] == "One model per kind of image" and "colour images only" in job_notes[0][1]
     assert "for colour images" in training.status(None, sid, 2, colour, services=services)["status"]
+    grey_key = key(trained["image"], 0)
+    assert pipeline.load_model(sess, services.models, services.feature_cache, grey_key) is None  # never predicts it
+    assert canvas.current_payload(sess, services, grey_key, "segmentation", 2, CLASSES) == (
+        {"key": grey_key, "tiles": [], "clear": True}, None)  # no tiles of the colour model over the grey image
+    applied = Notices()
+    batch.apply_all(lambda p: None, 1, sid, services=services, notify=applied)
+    assert applied[0][0] == "warning" and "1 plane(s) of other images were left out" in applied[0][1]
+    assert sess.result_version(grey_key) != 2 and sess.result_version(key(colour["image"], 0)) == 2
     back = retrain(services, sid, trained, trigger=ids.TRAIN_REQUEST, notices=notices)  # the grey one again
     assert back["model_version"]["v"] == 3 and sess.model_info()["channels"] == 1 and back["overlay"]["tiles"]
 
@@ -809,13 +819,13 @@ def test_gallery_cards_open_their_plane(services, sid, trained):
 
 def test_uploaded_model_without_extractor_and_settings_without_sigmas(services, sid, trained, monkeypatch):
     name, model = _download(services, sid, trained, ids.DL_MODEL)
-    real_load = Segmenter.load
+    real_load = files.load_segmenter
 
-    def load_without_extractor(data):
-        seg = real_load(data)
+    def load_without_extractor(data, **kw):
+        seg = real_load(data, **kw)
         seg.extractor = None
         return seg
-    monkeypatch.setattr(files.Segmenter, "load", staticmethod(load_without_extractor))
+    monkeypatch.setattr(files, "load_segmenter", load_without_extractor)
     notices = Notices()
     files.upload_model(_uri(model), name, sid, services=services, notify=notices)
     assert "features ?" in notices[0][1]
@@ -844,16 +854,9 @@ def test_every_plain_callback_function_is_wired_once(app):
 
 def post(app, client, name: str, values: dict, changed: list[str]):
     """POST one callback like the browser does; ``values`` maps 'id.prop' to its value."""
-    key_, spec = next((k, v) for k, v in app.callback_map.items()
-                      if getattr(v.get("callback"), "__name__", "") == name)
-    parts = key_[2:-2].split("...") if key_.startswith("..") else [key_]
-    outs = [dict(zip(("id", "property"), p.rsplit(".", 1))) for p in parts]
+    from segapp.ui.guard import callback_request
 
-    def deps(items):
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in items]
-    body = {"output": key_, "outputs": outs if key_.startswith("..") else outs[0],
-            "inputs": deps(spec["inputs"]), "state": deps(spec["state"]), "changedPropIds": changed}
-    r = client.post("/_dash-update-component", json=body)
+    r = client.post("/_dash-update-component", json=callback_request(app.callback_map, name, values, changed))
     assert r.status_code in (200, 204), r.data[:300]
     return r.get_json() if r.status_code == 200 else None
 

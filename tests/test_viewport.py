@@ -123,3 +123,21 @@ def test_a_later_stroke_recomputes_no_feature_tile(big_session, monkeypatch):
                 out["todo"], budget_s=float("inf"))
     assert out["trained"] and calls == []  # every tile came from the disk cache
     assert sess.result_version(k) == out["version"] and seg is not None
+
+
+def test_a_stroke_on_a_large_view_answers_with_a_coarse_preview_and_the_detail_follows(big_session, monkeypatch):
+    services, sess, k, img = big_session
+    monkeypatch.setattr(OT, "PREVIEW_PIXELS", 4_000)  # the 300x260 image stands in for a large one
+    view = {"x0": 0, "x1": 190, "y0": 0, "y1": 190, "px": 800}  # zoomed in: 4 tiles in view at full resolution
+    out = refresh(sess, services.feature_cache, services.models, k, retrain=True, view=view, preview=True)
+    assert [d[0] for d in out["done"]] == [4] * 4  # 4 x 100x100 px = 40,000 px > 4,000: step 4 (2,500 px)
+    assert [t[0] for t in out["todo"][:4]] == [1] * 4 and sess.result(k) is None  # then the view at full detail
+    seg = load_model(sess, services.models, services.feature_cache)
+    OT.run_plan(sess, seg, k, out["version"], out["todo"], budget_s=float("inf"))
+    whole = Segmenter.load(sess.model_bytes())
+    whole.cache = services.feature_cache
+    np.testing.assert_array_equal(sess.result(k), whole.predict(img))  # the preview changes no result
+    shown = OT.current_overlays(sess, seg, k, out["version"], "segmentation", None, sess.classes(), view)
+    assert {t["i"]: t["s"] for t in shown}[0] == 1  # the finest tile is the one shown
+    later = refresh(sess, services.feature_cache, services.models, k, retrain=True, view=view, preview=False)
+    assert not later["trained"] and later["done"] == []  # nothing stale: no preview is redone without a stroke

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import ConfigError
+from ..limits import MAX_SIGMA, MAX_SIGMAS
 from .base import FeatureExtractor, register
 
 TRUNCATE = 3.5
@@ -211,16 +212,21 @@ class ClassicalFeatures(FeatureExtractor):
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params
+        if not isinstance(p["sigmas"], (list, tuple)) or len(p["sigmas"]) > MAX_SIGMAS:
+            raise ConfigError(f"classical: sigmas must be a list of at most {MAX_SIGMAS} numbers, "
+                              f"got {str(p['sigmas'])[:60]}")
+        if not isinstance(p["features"], (list, tuple, str)) or len(p["features"]) > 4 * len(KINDS):
+            raise ConfigError(f"classical: features must be a list of {', '.join(KINDS)}; got {str(p['features'])[:60]}")
         try:
             sigmas = sorted({float(s) for s in p["sigmas"]})
             feats = [p["features"]] if isinstance(p["features"], str) else [str(k) for k in p["features"]]
-        except (TypeError, ValueError):
-            raise ConfigError(f"classical: sigmas and features must be lists, got {p!r}") from None
-        if not sigmas or not all(0 < s < np.inf for s in sigmas):
-            raise ConfigError(f"classical: sigmas must be positive finite numbers, got {p['sigmas']!r}")
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"classical: sigmas must be numbers, got {str(p['sigmas'])[:80]}") from None
+        if not sigmas or not all(0 < s <= MAX_SIGMA for s in sigmas):
+            raise ConfigError(f"classical: sigmas must be numbers in (0, {MAX_SIGMA:g}], got {str(p['sigmas'])[:80]}")
         unknown = set(feats) - set(KINDS)
         if unknown:
-            raise ConfigError(f"classical: unknown feature kind(s) {sorted(unknown)}; known: {list(KINDS)}")
+            raise ConfigError(f"classical: unknown feature kind(s) {str(sorted(unknown))[:80]}; known: {list(KINDS)}")
         feats = [k for k in KINDS if k in feats]
         self.params = {"sigmas": sigmas, "features": feats, "include_raw": bool(p["include_raw"])}
         if not self._layout(1):

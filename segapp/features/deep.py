@@ -21,10 +21,12 @@ only when first needed.  Weights never download (:mod:`.weights`).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..limits import MAX_SCALE, MAX_SCALES
 from . import weights as W
 from .base import FeatureExtractor, register
 
@@ -48,14 +50,19 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else "cpu"
 
 
-def _int_list(value, what: str, name: str, minimum: int = 0) -> list[int]:
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+
+
+def _int_list(value, what: str, name: str, minimum: int = 0, maximum: int = 64, max_len: int = 16) -> list[int]:
     try:
-        out = [int(v) for v in value]
-        ok = bool(out) and all(int(v) == v and v >= minimum for v in value)
-    except (TypeError, ValueError):
+        ok = isinstance(value, (list, tuple)) and 0 < len(value) <= max_len and \
+            all(not isinstance(v, bool) and int(v) == v and minimum <= v <= maximum for v in value)
+        out = [int(v) for v in value] if ok else []
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
-        raise ConfigError(f"'{what}' of '{name}' must be a non-empty list of integers >= {minimum}, got {value!r}")
+        raise ConfigError(f"'{what}' of '{name}' must be a list of at most {max_len} integers in "
+                          f"{minimum}..{maximum}, got {str(value)[:60]}")
     return out
 
 
@@ -74,9 +81,11 @@ class NetworkExtractor(FeatureExtractor):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.params["scales"] = _int_list(self.params["scales"], "scales", self.name, 1)
-        if not isinstance(self.params.get("device"), str):
-            raise ConfigError(f"'device' of '{self.name}' must be a string such as 'auto', 'cpu', 'cuda'")
+        self.params["scales"] = _int_list(self.params["scales"], "scales", self.name, 1, MAX_SCALE, MAX_SCALES)
+        device = self.params.get("device")
+        if not isinstance(device, str) or not _DEVICE.match(device):
+            raise ConfigError(f"'device' of '{self.name}' must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', "
+                              f"got {str(device)[:40]!r}")
 
     def _check_indices(self, n_available: int) -> list[int]:
         idx = _int_list(self.params["out_indices"], "out_indices", self.name, 0)
@@ -288,8 +297,10 @@ class VGG16Extractor(NetworkExtractor):
     def __init__(self, **params):
         super().__init__(**params)
         layers = self.params["layers"]
-        if not layers or isinstance(layers, str) or any(n not in W.VGG16_LAYERS for n in layers):
-            raise ConfigError(f"'layers' of 'vgg16' must be a list of {', '.join(W.VGG16_LAYERS)}; got {layers!r}")
+        if not isinstance(layers, (list, tuple)) or not layers or len(layers) > len(W.VGG16_LAYERS) or \
+                any(not isinstance(n, str) or n not in W.VGG16_LAYERS for n in layers):
+            raise ConfigError(f"'layers' of 'vgg16' must be a list of {', '.join(W.VGG16_LAYERS)}; "
+                              f"got {str(layers)[:60]}")
         self.params["layers"] = sorted(set(layers), key=lambda n: W.VGG16_LAYERS[n][0])
 
     def _layer_info(self):
@@ -346,8 +357,8 @@ class TimmExtractor(NetworkExtractor):
         super().__init__(**params)
         p = {**self.params, **self.fixed}
         model = p["model"]
-        if not isinstance(model, str) or ":" in model or "/" in model:
-            raise ConfigError(f"'model' of '{self.name}' must be a timm model name, got {model!r}")
+        if not isinstance(model, str) or not re.match(r"^[A-Za-z0-9_.-]{1,100}$", model):
+            raise ConfigError(f"'model' of '{self.name}' must be a timm model name, got {str(model)[:60]!r}")
         import timm
 
         if not timm.is_model(model):

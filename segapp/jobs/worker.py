@@ -115,6 +115,10 @@ def run_worker(queues: list[str] | None, concurrency: int | None, settings: Sett
         raise ConfigError("the worker needs REDIS_URL (the Redis shared with the web server), "
                           "e.g. REDIS_URL=redis://localhost:6379/0")
     check_redis(settings.redis_url)
+    from ..store import check_signing_key, session_key, store_for
+
+    store = store_for(settings)
+    check_signing_key(store, session_key(store, settings.secret_key))  # it runs the web app's jobs
     plan = worker_plan(queues, concurrency, settings)
     os.environ["SEGAPP_WORKER_THREADS"] = str(plan["threads"])
     os.environ["LOKY_MAX_CPU_COUNT"] = str(plan["threads"])

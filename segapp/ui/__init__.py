@@ -108,12 +108,15 @@ def create_app(settings=None):
     from ..config import get_settings
     from ..jobs.manager import make_background_manager
     from .callbacks import on_error, register_all
+    from . import guard
     from .callbacks.session import extractor_options
+    from ..store import check_signing_key
     from .layout import build_layout
 
     settings = settings or get_settings()
     import_job_modules()
     services = make_services(settings)
+    check_signing_key(services.store, services.signing_key())  # the same key as the deployment's workers
     if hasattr(services.store, "purge_expired"):  # local directory: drop sessions idle for longer than the TTL
         services.store.purge_expired()
     app = dash.Dash(
@@ -121,9 +124,11 @@ def create_app(settings=None):
         background_callback_manager=make_background_manager(settings),
         suppress_callback_exceptions=True, serve_locally=True, on_error=on_error,
     )
-    app.server.secret_key = settings.secret_key
+    app.server.secret_key = settings.secret_key or services.signing_key().hex()
     # uploads arrive base64-encoded inside JSON: ~4/3 of the file plus slack
     app.server.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024 * 1.4) + 4 * 1024 * 1024
+    app.server.config["SEGAPP_MAX_UPLOAD_MB"] = settings.max_upload_mb
+    guard.install(app)  # size and nesting of every callback request, before Dash parses it
     app.server.extensions["segapp"] = services  # per-process infrastructure, reachable from tests and jobs
     app.layout = build_layout(settings, extractor_options()[0])
     register_all(app, services)

@@ -87,7 +87,7 @@ def style_shape(shape: dict, classes: list[dict], visible: bool = True) -> dict:
     except SegappError:
         cid = -1
     color = class_color(classes, cid)
-    line = {**shape.get("line", {}), "color": color}
+    line = {**(shape["line"] if isinstance(shape.get("line"), dict) else {}), "color": color}
     if cid == 0:
         line["dash"] = "dot"
     out = {**shape, "line": line, "opacity": 0.75, "visible": visible, "editable": False}

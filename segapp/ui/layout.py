@@ -109,10 +109,14 @@ def removed_toast(meta: dict, strokes: int) -> dbc.Toast:
 
 
 def toast(message: str, kind: str = "danger", header: str | None = None) -> dbc.Toast:
-    """A toast; engine messages ("cannot read ...") start with a capital here, as a sentence on screen."""
+    """A toast; engine messages ("cannot read ...") start with a capital here, as a sentence on screen.
+
+    A message that starts with a file name (``"scan.tif: ..."``) keeps the name as it is.
+    """
     headers = {"danger": "Something went wrong", "warning": "Heads up", "success": "Done", "info": "Note"}
     message = str(message)
-    message = message[:1].upper() + message[1:]
+    if message.split(" ", 1)[0].isalpha():
+        message = message[:1].upper() + message[1:]
     return dbc.Toast(message, header=header or headers.get(kind, "Note"), icon=kind, dismissable=True,
                      duration=9000 if kind != "danger" else 15000, class_name="app-toast", is_open=True)
 

@@ -6,6 +6,9 @@ predicted tile in the session, renders tile overlays and stitches the
 full-resolution result once every tile has one.  A *plan* is a list of
 ``[step, ty, tx]`` entries, the order in which the browser will receive tiles:
 
+0. after a stroke (``preview=True``), when the view holds more than ``PREVIEW_PIXELS``
+   pixels at its resolution: the tiles in view once more coarsely (step doubled until
+   they fit), so the stroke's answer comes at once and the detail follows;
 1. the tiles in view, at the view's resolution (display step, or 1 when zoomed in);
 2. the other tiles at the display step (the whole picture);
 3. every tile at step 1 (the full-resolution result for downloads, measurements).
@@ -52,13 +55,35 @@ def tile_version(sess, k: str, step: int, index) -> int | None:
     return doc["version"] if doc else None
 
 
-def plan(sess, seg, k: str, version: int, view: dict | None) -> list[list[int]]:
+PREVIEW_PIXELS = 300_000  # a stroke's first answer predicts at most about this many pixels of the view
+
+
+def preview_step(grid: TileGrid, visible: list, step: int) -> int:
+    """The step of a stroke's first answer: ``step`` doubled until the visible tiles hold
+    at most :data:`PREVIEW_PIXELS` pixels (``step`` itself when they already do).
+
+    Examples
+    --------
+    >>> grid = TileGrid((1024, 1024), 512)
+    >>> preview_step(grid, list(grid), 1), preview_step(grid, [(0, 0)], 1), preview_step(grid, list(grid), 2)
+    (2, 1, 2)
+    """
+    pixels = sum((b[1] - b[0]) * (b[3] - b[2]) for b in map(grid.box, visible))
+    out = step
+    while pixels / (out * out) > PREVIEW_PIXELS:
+        out *= 2
+    return out
+
+
+def plan(sess, seg, k: str, version: int, view: dict | None, *, preview: bool = False) -> list[list[int]]:
     """Tiles still to predict for ``version``, in the order the user needs them (see module doc)."""
     grid = plane_grid(sess, seg, k)
     disp = plane_steps(sess, k)[2]
     visible, rest = tile_order(grid, view)
-    wanted = [(view_step(view, disp), i) for i in visible] + [(disp, i) for i in rest] + \
-        [(1, i) for i in visible + rest]
+    step = view_step(view, disp)
+    coarse = preview_step(grid, visible, step) if preview else step
+    wanted = [(coarse, i) for i in visible if coarse > step] + [(step, i) for i in visible] + \
+        [(disp, i) for i in rest] + [(1, i) for i in visible + rest]
     out, seen = [], set()
     for step, index in wanted:
         if (step, index) in seen:

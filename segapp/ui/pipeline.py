@@ -275,10 +275,14 @@ def forget_unpainted_model(sess: Session) -> bool:
     return True
 
 
-def load_model(sess: Session, models: ModelCache, cache) -> Segmenter | None:
-    """The session's current model (from the process LRU or the store), or None."""
+def load_model(sess: Session, models: ModelCache, cache, key: str | None = None) -> Segmenter | None:
+    """The session's current model (from the process LRU or the store), or None.
+
+    With a plane ``key``: None also when the model is for the other kind of image
+    (another channel layout, :func:`fits`), so nothing predicts that plane with it.
+    """
     info = sess.model_info()
-    if not info:
+    if not info or (key is not None and not fits(info, channels_of(sess, key))):
         return None
     seg = models.get(sess.sid, info["version"])
     if seg is None:
@@ -342,14 +346,17 @@ def predict(sess: Session, seg: Segmenter, k: str, version: int, progress=None) 
 
 
 def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *, retrain: bool,
-            force: bool = False, progress=None, save_in_thread: bool = False, view: dict | None = None) -> dict:
+            force: bool = False, progress=None, save_in_thread: bool = False, view: dict | None = None,
+            preview: bool = False) -> dict:
     """Bring the model (if ``retrain`` and stale, or ``force``) up to date and predict what is in view.
 
     The tiles of the current plane inside ``view`` (the browser's visible
     region; None = the whole image) are predicted now, at the resolution shown
     (:mod:`segapp.ui.overlay_tiles`); what is left is returned as ``todo`` for
     the browser to ask for next.  An image that fits the display is done in
-    one go, its full result stored as before.
+    one go, its full result stored as before — unless ``preview`` (a stroke's
+    quick answer) and the view holds more than ``overlay_tiles.PREVIEW_PIXELS``:
+    then only a coarser preview of the view is predicted now and the rest follows.
 
     Returns ``{"trained", "predicted", "version", "done", "todo"}``.
     Raises AnnotationError when training is needed but the paint is insufficient,
@@ -369,9 +376,9 @@ def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *
         if not fits(sess.model_info(), channels_of(sess, current_key)):
             seg = None  # a model of the other kind of image: nothing to predict here until it retrains
     if seg is not None and current_key is not None and sess.meta(split_key(current_key)[0]) is not None:
-        todo = OT.plan(sess, seg, current_key, version, view)
+        todo = OT.plan(sess, seg, current_key, version, view, preview=preview)
         if todo:
-            n_first = first_batch(sess, current_key, todo, view)
+            n_first = first_batch(sess, current_key, todo, view, preview=preview)
             step = (lambda f: progress(0.8 + 0.2 * f, "predicting the visible tiles")) if progress else None
             done, rest = OT.run_plan(sess, seg, current_key, version, todo[:n_first], budget_s=float("inf"),
                                      progress=step)
@@ -380,13 +387,21 @@ def refresh(sess: Session, cache, models: ModelCache, current_key: str | None, *
     return {"trained": trained, "predicted": predicted, "version": version, "done": done, "todo": todo}
 
 
-def first_batch(sess: Session, k: str, todo: list, view: dict | None) -> int:
-    """How many plan entries to predict before answering: the tiles in view (all of a small image)."""
-    from ..viewport import display_step
+def first_batch(sess: Session, k: str, todo: list, view: dict | None, *, preview: bool = False) -> int:
+    """How many plan entries to predict before answering: the coarse preview of the view when the
+    plan starts with one, else the tiles in view (all of a small image)."""
+    from ..viewport import display_step, view_step
 
     from . import overlay_tiles as OT
 
     h, w = sess.meta(split_key(k)[0])["shape"][1:3]
+    if preview:
+        grid = OT.TileGrid((h, w), OT.TILE)
+        step = view_step(view, display_step(h, w))
+        coarse = OT.preview_step(grid, OT.tile_order(grid, view)[0], step)
+        n = next((i for i, entry in enumerate(todo) if entry[0] != coarse), len(todo))
+        if coarse > step and n:
+            return n
     if display_step(h, w) == 1 and h * w <= 4 * 1024 * 1024:
         return len(todo)  # up to 4 tiles at full resolution: the whole result now, as before
     grid = OT.TileGrid((h, w), OT.TILE)

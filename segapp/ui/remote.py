@@ -54,7 +54,7 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
     """
     if not services.settings.distributed:
         return refresh(sess, StrictCache(services.feature_cache), services.models, key, retrain=retrain,
-                       force=force, save_in_thread=True, view=view)
+                       force=force, save_in_thread=True, view=view, preview=not force)
     from ..jobs.celery_app import make_celery
     from ..jobs.client import wait_for
     from ..jobs.routing import direct_queue_of, features_worker
@@ -64,7 +64,8 @@ def quick_refresh(services, sess, key: str | None, *, retrain: bool, force: bool
     if queue is None:
         raise FeaturesMissing(sess.sid)
     job = app.send_task(TASK, args=(sess.sid, key), kwargs={"retrain": bool(retrain), "force": bool(force),
-                                                            "view": view}, queue=queue, expires=QUICK_TIMEOUT_S)
+                                                            "view": view, "preview": not force},
+                        queue=queue, expires=QUICK_TIMEOUT_S)
     out = wait_for(job.id, app, timeout=QUICK_TIMEOUT_S,
                    what="the worker holding this session's features")
     if out.get("missing"):
@@ -88,8 +89,9 @@ def job_queue(services, sid) -> str | None:
     from ..jobs.routing import is_deep, session_queue
 
     try:
-        deep = is_deep(services.session(sid).settings().get("extractor"))  # the extractor's gpu_worthy trait
-        return session_queue(services.store, sid, kind="features", deep=deep, app=make_celery(services.settings))
+        sess = services.session(sid)  # the browser's signed id, verified: its store id routes the job
+        deep = is_deep(sess.settings().get("extractor"))  # the extractor's gpu_worthy trait
+        return session_queue(services.store, sess.sid, kind="features", deep=deep, app=make_celery(services.settings))
     except (KeyError, SegappError):  # malformed id (refused by the job itself) or Redis hiccup
         return None
 
@@ -117,7 +119,7 @@ def here_holds_features(services, sid: str) -> None:
 
 @celery_app.task(bind=True, name=TASK, acks_late=False)
 def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bool = False,
-                    strict: bool = True, view: dict | None = None) -> dict:
+                    strict: bool = True, view: dict | None = None, preview: bool = False) -> dict:
     """On the worker holding ``sid``'s features: :func:`~segapp.ui.pipeline.refresh`, result into the store.
 
     Acknowledged on receipt (``acks_late=False``): the web process waiting for it
@@ -134,6 +136,8 @@ def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bo
         extracts what is missing and records this worker as holding them.
     view : dict, optional
         The visible region: its tiles are predicted first (the rest: :func:`session_fill`).
+    preview : bool
+        A stroke's quick answer: a large view comes as a coarse preview first.
 
     Returns
     -------
@@ -149,7 +153,7 @@ def session_refresh(self, sid: str, key: str | None, *, retrain: bool, force: bo
     cache = StrictCache(services.feature_cache) if strict else services.feature_cache
     try:
         out = refresh(sess, cache, services.models, key, retrain=retrain, force=force, save_in_thread=True,
-                      view=view)
+                      view=view, preview=preview)
     except FeaturesMissing:
         return {"missing": True, "worker": self.request.hostname}
     except AnnotationError as e:

@@ -37,9 +37,10 @@ import numpy as np
 
 from .. import defaults
 from ..errors import SegappError
-from ..store import Store, new_item_id
+from ..limits import MAX_CLASS_ID, MAX_HISTORY_BYTES, MAX_HISTORY_STEPS
+from ..store import Store, issue_session_id, new_item_id, session_key, sign_session_id, verify_session_id
 
-HISTORY = 50
+HISTORY = MAX_HISTORY_STEPS
 DEFAULT_CLASSES = defaults.CLASSES
 PALETTE = defaults.PALETTE
 DEFAULT_SETTINGS = {  # read from segapp.defaults, the engine's and the CLI's defaults
@@ -94,7 +95,8 @@ class Session:
         return None if not meta or meta.get("removed") else meta
 
     def stack(self, iid: str) -> np.ndarray:
-        arr = self.store.get_array(self.sid, "image", iid)
+        """The image ``(Z, H, W, C)``, read-only (memory-mapped where the store allows: no copy)."""
+        arr = self.store.get_array(self.sid, "image", iid, mmap=True)
         if arr is None:
             raise SegappError("this image is no longer in your session; upload it again")
         return arr
@@ -163,7 +165,7 @@ class Session:
         doc = self._annot(k)
         if shapes == doc["shapes"]:
             return
-        doc["undo"] = (doc["undo"] + [doc["shapes"]])[-HISTORY:]
+        doc["undo"] = _push(doc["undo"], _step(doc["shapes"], shapes))
         doc["redo"] = []
         doc["shapes"] = shapes
         self._save_annot(k, doc, labels)
@@ -197,16 +199,18 @@ class Session:
     def undo(self, k: str) -> list[dict]:
         doc = self._annot(k)
         if doc["undo"]:
-            doc["redo"] = (doc["redo"] + [doc["shapes"]])[-HISTORY:]
-            doc["shapes"] = doc["undo"].pop()
+            before = _replay(doc["undo"].pop(), doc["shapes"])
+            doc["redo"] = _push(doc["redo"], _step(doc["shapes"], before))
+            doc["shapes"] = before
             self._save_annot(k, doc)
         return doc["shapes"]
 
     def redo(self, k: str) -> list[dict]:
         doc = self._annot(k)
         if doc["redo"]:
-            doc["undo"] = (doc["undo"] + [doc["shapes"]])[-HISTORY:]
-            doc["shapes"] = doc["redo"].pop()
+            after = _replay(doc["redo"].pop(), doc["shapes"])
+            doc["undo"] = _push(doc["undo"], _step(doc["shapes"], after))
+            doc["shapes"] = after
             self._save_annot(k, doc)
         return doc["shapes"]
 
@@ -327,10 +331,34 @@ class Services:
     feature_cache: object
     models: object = None
 
+    _session_key: bytes | None = None
+
     def session(self, sid) -> Session:
+        """The session of ``sid``: a store id (what callbacks get), or a browser's signed id (verified).
+
+        Raises
+        ------
+        SegappError
+            No id, or a signed-looking id this server did not sign.
+        """
         if not isinstance(sid, str) or not sid:
             raise SegappError("your session has not started yet; reload the page")
+        if "." in sid:
+            bare = verify_session_id(sid, self.signing_key())
+            if bare is None:
+                raise SegappError("this session id was not issued by this server; reload the page")
+            sid = bare
         return Session(self.store, sid)
+
+    def signing_key(self) -> bytes:
+        """The key that signs browser session ids (SEGAPP_SECRET_KEY, else the store's own key)."""
+        if self._session_key is None:
+            self._session_key = session_key(self.store, getattr(self.settings, "secret_key", None))
+        return self._session_key
+
+    def issue_session_id(self, sid: str | None = None) -> str:
+        """The browser-side id of store session ``sid`` (a fresh session when None)."""
+        return sign_session_id(sid, self.signing_key()) if sid else issue_session_id(self.signing_key())
 
     def lock(self, sid: str, wait: float | None = None):
         """The session's training lock, shared by every process and host of the deployment.
@@ -356,6 +384,43 @@ class Services:
         return self.store.semaphore("jobs", getattr(self.settings, "job_slots", 1), wait=wait)
 
 
+# -- undo history: each step stores only what changed, and the whole history is bounded in bytes -------
+def _step(target: list, current: list) -> dict:
+    """The history entry that turns ``current`` back into ``target``: their shared prefix + target's tail.
+
+    Drawing a stroke appends one shape, so its entry is ``{"p": n, "tail": []}`` - a few bytes,
+    however large the earlier strokes are.
+
+    Examples
+    --------
+    >>> a, b = [{"x": 1}], [{"x": 1}, {"x": 2}]
+    >>> e = _step(a, b); e["p"], e["tail"], _replay(e, b) == a
+    (1, [], True)
+    """
+    p, n = 0, min(len(target), len(current))
+    while p < n and target[p] == current[p]:
+        p += 1
+    tail = target[p:]
+    return {"p": p, "tail": tail, "n": len(json.dumps(tail)) + 24}
+
+
+def _replay(entry, current: list) -> list:
+    if isinstance(entry, list):  # a whole snapshot (histories saved before entries were steps)
+        return entry
+    return current[:entry["p"]] + entry["tail"]
+
+
+def _push(stack: list, entry: dict) -> list:
+    """``stack + [entry]``, oldest steps dropped beyond MAX_HISTORY_STEPS or MAX_HISTORY_BYTES."""
+    stack = stack + [entry]
+    sizes = [e["n"] if isinstance(e, dict) and "n" in e else len(json.dumps(e)) for e in stack]
+    total = sum(sizes)
+    while len(stack) > 1 and (len(stack) > HISTORY or total > MAX_HISTORY_BYTES):
+        total -= sizes.pop(0)
+        stack.pop(0)
+    return stack
+
+
 def _class_of(shape: dict, parse) -> int | None:
     try:
         return parse(shape.get("name"))[0]
@@ -370,8 +435,13 @@ def next_class(classes: list[dict]) -> dict:
     --------
     >>> next_class(DEFAULT_CLASSES)
     {'id': 3, 'name': 'Class 3', 'color': '#2ca02c'}
+    >>> next_class([{"id": 1, "color": "#000000"}, {"id": 255, "color": "#ffffff"}])["id"]  # ids stay <= 255
+    2
     """
     used = {c["color"].lower() for c in classes}
-    cid = max((c["id"] for c in classes), default=0) + 1
+    ids_used = {c["id"] for c in classes}
+    cid = max(ids_used, default=0) + 1
+    if cid > MAX_CLASS_ID:
+        cid = min(set(range(1, MAX_CLASS_ID + 1)) - ids_used)
     color = next((p for p in PALETTE if p not in used), PALETTE[(cid - 1) % len(PALETTE)])
     return {"id": cid, "name": f"Class {cid}", "color": color}

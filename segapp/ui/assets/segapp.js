@@ -135,14 +135,21 @@
     }
   });
 
-  /* Files over the server's limit are stopped in the browser with a message (never sent). */
+  /* Files over the server's limit, or a batch larger than one request may carry, are stopped in the
+     browser with a message (never sent). */
   function tooLarge(files) {
     var el = document.getElementById("upload-limit");
     if (!el || !files) return [];
     var limit = Number(el.getAttribute("data-bytes")), mb = el.getAttribute("data-mb");
-    return Array.prototype.filter.call(files, function (f) { return f.size > limit; }).map(function (f) {
+    var msgs = Array.prototype.filter.call(files, function (f) { return f.size > limit; }).map(function (f) {
       return f.name + " is " + Math.round(f.size / 1048576) + " MB; this server accepts files up to " + mb + " MB.";
     });
+    var total = Array.prototype.reduce.call(files, function (t, f) { return t + f.size; }, 0);
+    if (!msgs.length && files.length > 1 && total > limit) {
+      msgs.push("These " + files.length + " files are " + Math.round(total / 1048576) + " MB together; this server " +
+                "accepts up to " + mb + " MB in one upload. Add them in smaller batches.");
+    }
+    return msgs;
   }
 
   function refuse(ev, files) {

@@ -13,7 +13,8 @@ from ...annotations import parse_shape_name
 from ...errors import AnnotationError, SegappError
 from .. import ids
 from ..figures import style_shapes
-from ..render import uri_bytes
+from ...limits import Limits
+from ..guard import clean_name, decode_upload
 from ..session import key, next_class
 from .common import callback_spec, valid_session, wire
 
@@ -56,7 +57,9 @@ def upload_annotations(contents, filename, sid, cur, show, *, services, notify):
     meta = sess.meta(cur["image"])
     if meta is None:
         raise SegappError("this image is no longer in your session")
-    data, name, hw = uri_bytes(contents), filename or "annotations", meta["shape"][1:3]
+    name, hw = clean_name(filename, "annotations"), meta["shape"][1:3]
+    limits = Limits.from_settings(services.settings)
+    data = decode_upload(contents, name, limits.max_upload_bytes)
     if annotation_files.is_annotations_json(data):
         doc = annotation_files.read_annotations(data, name=name)
         if (doc["image"]["height"], doc["image"]["width"]) != tuple(hw):
@@ -64,7 +67,7 @@ def upload_annotations(contents, filename, sid, cur, show, *, services, notify):
                                   f"({doc['image'].get('name', '?')}); {meta['name']} is {hw[1]}×{hw[0]}")
         shapes, named = doc["shapes"], doc["classes"]
     else:
-        labels = io.read_labels(data, name=name)
+        labels = io.read_labels(data, name=name, limits=limits)
         if labels.shape != tuple(hw):
             raise AnnotationError(f"{name} is {labels.shape[1]}×{labels.shape[0]}; {meta['name']} is {hw[1]}×{hw[0]}")
         shapes, named = annotation_files.labels_to_shapes(labels), []

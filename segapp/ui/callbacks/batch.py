@@ -11,7 +11,7 @@ from ... import io
 from ...errors import SegappError
 from .. import ids
 from ..layout import gallery_items
-from ..pipeline import load_model, predict
+from ..pipeline import channels_of, fits, kind, load_model, predict
 from ..remote import features_job_queue, here_holds_features
 from ..render import png_uri, thumbnail_with_overlay
 from ..session import key
@@ -107,7 +107,12 @@ def _apply_all(set_progress, sess, services, notify) -> dict:
     if seg is None:
         raise SegappError("no model yet: paint two classes and train, or load a model file")
     version = sess.model_info()["version"]
-    todo = all_keys(sess)
+    info = sess.model_info()
+    planes = all_keys(sess)
+    todo = [(meta, z, k) for meta, z, k in planes if fits(info, channels_of(sess, k))]
+    if not todo:
+        raise SegappError(f"the model is for {kind(info.get('channels'))} images and this session has none; "
+                          "paint one of these images to train a model for them")
     report = banner_progress(set_progress, APPLYING)
     for i, (meta, z, k) in enumerate(todo):
         name = meta["name"] + (f" · plane {z + 1}" if meta["shape"][0] > 1 else "")
@@ -116,7 +121,11 @@ def _apply_all(set_progress, sess, services, notify) -> dict:
             predict(sess, seg, k, version,
                     progress=lambda f, i=i, name=name: report((i + f) / len(todo), name, count=(i + 1, len(todo))))
     here_holds_features(services, sess.sid)  # distributed: this worker now has the features of every image
-    notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.", "success")
+    skipped = len(planes) - len(todo)
+    other = (f" {skipped} plane(s) of other images were left out: this model is for {kind(info.get('channels'))} "
+             "images (show one of the others and paint it to give it its own model).") if skipped else ""
+    notify(f"Segmented {len(todo)} image plane(s) with model v{version}. Download them as a ZIP.{other}",
+           "warning" if skipped else "success")
     return {"gallery": gallery(sess), "model_version": {"v": version, "t": time.time()}}
 
 

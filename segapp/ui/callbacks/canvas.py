@@ -8,8 +8,9 @@ from dash.exceptions import PreventUpdate
 import time
 
 from ... import io
-from ...annotations import apply_relayout, parse_shape_name, shapes_to_labels
-from ...errors import SegappError
+from ...annotations import apply_relayout, count_points, parse_shape_name, shapes_to_labels, split_valid
+from ...errors import AnnotationError, SegappError
+from ...limits import MAX_POINTS
 from ...viewport import display_step, downscale
 from .. import ids
 from .. import overlay_tiles as OT
@@ -39,7 +40,7 @@ def display_uri(sess, iid: str, z: int) -> str:
 def tile_payload(sess, services, k: str, out: dict, mode: str, proba_class, classes, view,
                  reset: bool = False) -> tuple[dict, dict]:
     """``(overlay, tile_queue)`` store data after :func:`~segapp.ui.pipeline.refresh` predicted tiles."""
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None:
         return no_update, no_update
     version = out["version"]
@@ -119,7 +120,7 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
     classes = classes or sess.classes()
     h, w = meta["shape"][1:3]
     info = sess.model_info()
-    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    seg = load_model(sess, services.models, services.feature_cache, k) if info else None
     shown = OT.current_overlays(sess, seg, k, info["version"], mode, proba_class, classes, None) if seg else []
     fig = canvas_figure(display_uri(sess, meta["id"], z), (h, w), shapes=sess.shapes(k),
                         classes=classes, active=active, width=width, revision=k, overlay_tiles=shown,
@@ -137,7 +138,7 @@ def build_canvas(cur, sid, classes, active, width, mode, proba_class, opacity, s
                show=State(ids.SHOW_ANNOT, "value")),
     prevent_initial_call=True,
 )
-def save_strokes(relayout, sid, cur, classes, show, *, services):
+def save_strokes(relayout, sid, cur, classes, show, *, services, notify):
     """A drawn stroke: store the strokes (with their rasterised labels) for this plane.
 
     Strokes are not editable (figures.style_shape); a relayout that edits one
@@ -152,19 +153,36 @@ def save_strokes(relayout, sid, cur, classes, show, *, services):
     -------
     dict
         ``annot_version``: ``{"rev", "key"}`` (triggers retraining); ``figure``: a Patch of the strokes.
+        Shapes that cannot be drawn (bad class or width, coordinates out of range, too many points)
+        are left out, removed from the canvas and named in a toast; a malformed event raises
+        AnnotationError (a toast) and changes nothing.
     """
-    if not relayout or not cur or not any(k.startswith("shapes") for k in relayout) or not valid_session(sid):
+    if not relayout or not cur or not any(isinstance(k, str) and k.startswith("shapes") for k in relayout) \
+            or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
     k = key(cur["image"], cur.get("plane", 0))
     meta = sess.meta(cur["image"])
     if meta is None:
         raise PreventUpdate
+    old = sess.shapes(k)
     if "shapes" not in relayout:  # an edit of a stroke ("shapes[i].path"): strokes are not editable; put it back
-        return {"annot_version": no_update, "figure": _shapes_patch(sess.shapes(k), classes, show)}
-    shapes = apply_relayout(sess.shapes(k), relayout)
-    shapes = [s for s in shapes if _has_class(s)]
-    sess.set_shapes(k, shapes, shapes_to_labels(shapes, meta["shape"][1:3]))
+        return {"annot_version": no_update, "figure": _shapes_patch(old, classes, show)}
+    shapes, bad = split_valid(apply_relayout(old, relayout))
+    if count_points(shapes) > MAX_POINTS:
+        raise AnnotationError(f"this image's strokes would have more than {MAX_POINTS:,} points; "
+                              "clear some strokes first")
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        notify(f"{len(bad)} stroke(s) not saved: {bad[0]}{more}", "warning", "Stroke refused")
+    if shapes == old:
+        return {"annot_version": no_update, "figure": _shapes_patch(shapes, classes, show)}
+    base = sess.labels(k) if len(shapes) > len(old) and shapes[:len(old)] == old else None
+    if base is not None and base.shape == tuple(meta["shape"][1:3]) and base.dtype == "uint8":
+        labels = shapes_to_labels(shapes[len(old):], meta["shape"][1:3], out=base.copy())  # only the new strokes
+    else:
+        labels = shapes_to_labels(shapes, meta["shape"][1:3])
+    sess.set_shapes(k, shapes, labels)
     return {"annot_version": {"rev": sess.annot_rev(), "key": k}, "figure": _shapes_patch(shapes, classes, show)}
 
 
@@ -275,7 +293,7 @@ def show_overlay(model_version, mode, proba_class, classes, sid, cur, view=None,
 def current_payload(sess, services, k: str, mode: str, proba_class, classes, view=None):
     """``(overlay, seg)``: the OVERLAY store data of every tile already predicted for plane ``k`` in ``mode``
     (``clear`` without a model), and the model (None without one)."""
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None or sess.meta(split_key(k)[0]) is None:
         return {"key": k, "tiles": [], "clear": True}, None
     version = sess.model_info()["version"]
@@ -319,7 +337,7 @@ def fill_tiles(tick, queue, sid, cur, view, mode, proba_class, classes, seen=Non
     info = sess.model_info()
     if queue.get("key") != k or info.get("version") != queue.get("version") or sess.meta(cur["image"]) is None:
         raise PreventUpdate  # a newer model or another plane: its own chain runs
-    seg = load_model(sess, services.models, services.feature_cache)
+    seg = load_model(sess, services.models, services.feature_cache, k)
     if seg is None:
         return done_out
     version = info["version"]
@@ -360,7 +378,7 @@ def view_changed(view, sid, cur, queue, *, services):
     if queue and queue.get("key") == k and queue.get("version") == info.get("version") and \
             time.time() - queue.get("t", 0) < 30:
         raise PreventUpdate  # a chain for this model is running; it re-plans for the new view itself
-    seg = load_model(sess, services.models, services.feature_cache) if info else None
+    seg = load_model(sess, services.models, services.feature_cache, k) if info else None
     if seg is None or sess.meta(cur["image"]) is None:
         raise PreventUpdate
     todo = OT.plan(sess, seg, k, info["version"], view)
@@ -398,6 +416,3 @@ def _class_of(shape: dict):
     except SegappError:
         return None
 
-
-def _has_class(shape: dict) -> bool:
-    return _class_of(shape) is not None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from dash import ALL, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ...annotations import parse_shape_name
+from ...errors import SegappError
 from .. import ids
 from ..layout import class_items
 from ..session import next_class
@@ -130,14 +133,16 @@ def edit_classes(add, delete, name, color, active, sid, annot_version, *, servic
                if removed else no_update)
         return {"classes": classes, "active": classes[0]["id"], "annot_version": rev}
     if trigger == ids.CLASS_NAME:
-        name = (name or "").strip()[:40]
+        name = re.sub(r"[\x00-\x1f\x7f]", "", name if isinstance(name, str) else "").strip()[:40]
         if not name or name == cur["name"]:
             raise PreventUpdate
         cur["name"] = name
     elif trigger == ids.CLASS_COLOR:
         if not color or color.lower() == cur["color"].lower():
             raise PreventUpdate
-        cur["color"] = color
+        if not isinstance(color, str) or not re.match(r"^#[0-9a-fA-F]{6}$", color):
+            raise SegappError(f"a class colour must look like #1f77b4, got {str(color)[:20]!r}")
+        cur["color"] = color.lower()
     sess.set_classes(classes)
     return {"classes": classes, "active": no_update, "annot_version": no_update}
 

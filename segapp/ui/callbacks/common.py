@@ -45,11 +45,14 @@ from ..layout import toast
 
 log = logging.getLogger("segapp.ui")
 SHOW, HIDE = {}, {"display": "none"}
-_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}(\.[A-Za-z0-9_-]{43})?$")
 
 
 def valid_session(sid) -> bool:
-    """True for a well-formed session id (what the browser's localStorage should hold).
+    """True for a well-formed session id: a store id, or the signed form the browser holds.
+
+    Whether a signed id is genuine is checked where it enters (the callback adapter turns the
+    browser's id into the store id, or None) and by ``Services.session``.
 
     Examples
     --------
@@ -184,23 +187,35 @@ REQUEST_CONTEXT = {  # keyword-only parameters the adapter reads from Dash's con
 }
 
 
-def adapt(fn, services):
+def adapt(fn, services, constraints: dict | None = None):
     """The Dash callback for plain function ``fn``: Dash's arguments plus the context ``fn`` asks for.
 
+    Every named input is first checked (:func:`segapp.ui.guard.payload_checks`): the browser's
+    session id becomes the store id it was signed for (None if this server did not sign it),
+    and malformed values raise a one-line SegappError (a toast) before ``fn`` runs.
     ``functools.wraps`` keeps ``fn``'s name and source, which Dash hashes to key
     background callbacks (the same in the web process and in Celery workers).
     """
+    from ..guard import payload_checks
+
     wanted = set(inspect.signature(fn).parameters)
     fixed = {name: value for name, value in (("services", services), ("notify", notify)) if name in wanted}
     late = {name: get for name, get in REQUEST_CONTEXT.items() if name in wanted}
+    checks = payload_checks(fn, constraints or {}, services.signing_key)
 
     @functools.wraps(fn)
     def dash_callback(*args, **kwargs):
+        kwargs = {k: (checks[k](v) if k in checks else v) for k, v in kwargs.items()}
         return fn(*args, **kwargs, **fixed, **{name: get() for name, get in late.items()})
     return dash_callback
 
 
 def wire(app, services, *functions) -> None:
     """Register each plain function (decorated with :func:`callback_spec`) as a callback of ``app``."""
+    from ..guard import layout_constraints
+
+    constraints = getattr(app, "_segapp_constraints", None)
+    if constraints is None:
+        constraints = app._segapp_constraints = layout_constraints(app.layout) if app.layout is not None else {}
     for fn in functions:
-        app.callback(**fn.dash_spec)(adapt(fn, services))
+        app.callback(**fn.dash_spec)(adapt(fn, services, constraints))

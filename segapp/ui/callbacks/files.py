@@ -14,11 +14,12 @@ from dash.exceptions import PreventUpdate
 
 from ... import io, metrics
 from ...annotation_files import annotations_document
-from ...errors import ModelFileError, SegappError
-from ...segmenter import Segmenter
+from ...errors import SegappError
+from ...limits import Limits
+from ...modelfile import load_segmenter
 from .. import ids
+from ..guard import clean_name, decode_upload
 from ..pipeline import labels_for, load_model
-from ..render import uri_bytes
 from ..session import key
 from .batch import all_keys
 from .common import callback_spec, valid_session, wire
@@ -159,11 +160,13 @@ def upload_model(contents, filename, sid, *, services, notify):
     """
     if not contents or not valid_session(sid):
         raise PreventUpdate
-    data = uri_bytes(contents)
-    try:
-        seg = Segmenter.load(data)
-    except ModelFileError as e:
-        notify(f"{filename}: {e}", "danger", "Model file refused")
+    filename = clean_name(filename, "model file")
+    limits = Limits.from_settings(services.settings)
+    try:  # a refused file changes nothing in the session
+        data = decode_upload(contents, filename, limits.max_model_bytes)
+        seg = load_segmenter(data, limits=limits)
+    except SegappError as e:
+        notify(str(e) if str(e).startswith(filename) else f"{filename}: {e}", "danger", "Model file refused")
         return {"classes": no_update, "train_request": no_update, "upload_contents": None, "model_version": no_update}
     sess = services.session(sid)
     classes = {c["id"]: c for c in sess.classes()}
@@ -216,7 +219,9 @@ def evaluate(contents, filename, sid, cur, classes, *, services):
     pred = sess.result(k)
     if pred is None:
         raise SegappError("segment this image first (paint two classes or load a model)")
-    raw = io.read_mask(uri_bytes(contents), name=filename)
+    filename = clean_name(filename, "labels")
+    limits = Limits.from_settings(services.settings)
+    raw = io.read_mask(decode_upload(contents, filename, limits.max_upload_bytes), name=filename, limits=limits)
     if raw.shape[:2] != pred.shape:
         raise SegappError(f"{filename} is {raw.shape[1]}×{raw.shape[0]} but the image is "
                           f"{pred.shape[1]}×{pred.shape[0]}")

@@ -7,21 +7,28 @@ from dash.exceptions import PreventUpdate
 
 from ... import io
 from ...errors import ImageReadError, SegappError
+from ...limits import Limits
 from .. import ids
+from ..guard import decode_upload, upload_items
 from ..layout import SAMPLES, removed_toast, thumb_items
-from ..render import png_uri, rgb_png, thumbnail_png, uri_bytes
+from ..render import png_uri, rgb_png, thumbnail_png
 from ..session import key, split_key
 from .common import bump, callback_spec, valid_session, wire
 
 
 def add_image(sess, name: str, data: bytes, settings) -> str:
-    """Validate and store one uploaded file; returns its item id (raises ImageReadError)."""
+    """Validate and store one uploaded file; returns its item id (raises ImageReadError).
+
+    The file must pass every cost limit of the deployment (:class:`segapp.limits.Limits`:
+    upload size, pixels, planes, channels, decoded bytes), checked before it is decoded.
+    """
     limit = settings.max_upload_mb * 1024 * 1024
     if len(data) > limit:
         raise ImageReadError(f"{name}: the file is {len(data) / 2**20:.0f} MB, more than the "
                              f"{settings.max_upload_mb} MB this server accepts")
-    stack = io.read_stack(data, max_pixels=settings.max_pixels, name=name)
-    thumb = thumbnail_png(io.to_display_rgb(stack[0]))
+    stack = io.read_stack(data, name=name, limits=Limits.from_settings(settings))
+    step = max(1, -(-max(stack.shape[1:3]) // 1024))  # a thumbnail needs no more than ~1000 px a side
+    thumb = thumbnail_png(io.to_display_rgb(stack[0, ::step, ::step]))
     return sess.add_image(name, stack, thumb)
 
 
@@ -67,17 +74,17 @@ def upload_images(contents, filenames, sid, images_version, *, services, notify)
     if not contents or not valid_session(sid):
         raise PreventUpdate
     sess = services.session(sid)
-    contents = contents if isinstance(contents, list) else [contents]
-    filenames = filenames if isinstance(filenames, list) else [filenames]
+    limit = services.settings.max_upload_mb * 1024 * 1024
     added, failed = [], []
-    for content, name in zip(contents, filenames):
+    for name, content in upload_items(contents, filenames):  # every file is added or named with its reason
         try:
-            added.append(add_image(sess, name or "image", uri_bytes(content), services.settings))
+            added.append(add_image(sess, name, decode_upload(content, name, limit), services.settings))
         except SegappError as e:
-            failed.append(str(e))
-    if failed:
-        notify(" · ".join(failed), "danger", f"{len(failed)} file(s) not added")
-    if len(added) > 1:
+            failed.append(str(e) if name in str(e) else f"{name}: {e}")
+    if failed:  # one toast: Dash keeps only the last one a request sets
+        done = f" · Added {len(added)} image(s)." if added else ""
+        notify(" · ".join(failed) + done, "danger", f"{len(failed)} file(s) not added")
+    elif len(added) > 1:
         notify(f"Added {len(added)} images.", "success")
     if not added:
         return {"current": no_update, "images_version": no_update, "upload_contents": None}

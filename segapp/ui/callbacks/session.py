@@ -6,7 +6,7 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ...features import list_extractors
-from ...store import new_session_id
+from ...store import is_store_id, verify_session_id
 from .. import ids
 from ..pipeline import sigma_indices
 from ...autoselect import candidates as auto_candidates
@@ -49,30 +49,42 @@ def extractor_options() -> tuple[list[dict], dict[str, str]]:
 
 @callback_spec(output=dict(session=Output(ids.SESSION, "data")),
                inputs=dict(timestamp=Input(ids.SESSION, "modified_timestamp")),
-               state=dict(sid=State(ids.SESSION, "data")))
-def start_session(timestamp, sid):
-    """A fresh unguessable session id when the browser has none (or a malformed one).
+               state=dict(stored=State(ids.SESSION, "data")))
+def start_session(timestamp, stored, *, services):
+    """A server-issued (signed) session id when the browser has none, or one this server did not sign.
 
     Parameters
     ----------
     timestamp : int or None
         When the browser's stored id last changed (only the trigger).
-    sid : str or None
-        The session id in the browser's localStorage.
+    stored : object
+        What the browser's localStorage holds (anything: it is not trusted).
+    services : Services
 
     Returns
     -------
     dict
-        ``session``: a new session id (PreventUpdate when ``sid`` is valid).
+        ``session``: a fresh signed id; for an unsigned id of a session this store already
+        holds (made before ids were signed) the signed form of it, so that work stays.
+        PreventUpdate when ``stored`` is a valid signed id.
 
     Examples
     --------
-    >>> len(start_session(None, None)["session"]) >= 32
-    True
+    >>> import tempfile
+    >>> from segapp.config import Settings
+    >>> from segapp.ui import make_services
+    >>> d = tempfile.mkdtemp()
+    >>> services = make_services(Settings(data_dir=d + "/data", cache_dir=d + "/cache"))
+    >>> sid = start_session(None, "a" * 20, services=services)["session"]  # a client-chosen id: replaced
+    >>> sid.startswith("a" * 20), len(sid) > 60
+    (False, True)
     """
-    if valid_session(sid):
+    key = services.signing_key()
+    if verify_session_id(stored, key):
         raise PreventUpdate
-    return {"session": new_session_id()}
+    if is_store_id(stored) and services.store.has_session(stored):
+        return {"session": services.issue_session_id(stored)}
+    return {"session": services.issue_session_id()}
 
 
 @callback_spec(

@@ -19,6 +19,7 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from ...errors import AnnotationError, ConfigError, SegappError
+from ...io import NORMALIZE_METHODS
 from .. import ids
 from ..layout import model_summary, train_hint
 from ..pipeline import (SIGMA_LADDER, FeaturesMissing, OnlyOtherKindPainted, channels_of, fits,
@@ -29,6 +30,7 @@ from .batch import APPLYING
 from .canvas import tile_payload
 from .common import banner_progress, callback_spec, canvas_job, valid_session, wire
 from .objects import MEASURING
+from .session import extractor_options
 
 STALE_JOB_S = 600  # an "extracting" marker older than this is from a job that died
 EXTRACTING = "Computing features"  # the banner label of the first extraction (the Cancel toast keys on it)
@@ -298,6 +300,9 @@ def change_settings(extractor, sigmas, trees, depth, normalization, all_images, 
         raise ConfigError("trees must be between 5 and 500")
     if depth is None or not 0 <= int(depth) <= 64:
         raise ConfigError("max depth must be between 0 (no limit) and 64")
+    offered = {o["value"] for o in extractor_options()[0] if not o.get("disabled")}
+    if extractor not in offered or normalization not in NORMALIZE_METHODS:
+        raise ConfigError("the settings panel sent a value it does not offer; reload the page")
     sess = services.session(sid)
     if not isinstance(sigmas, (list, tuple)) or len(sigmas) != 2 or \
             not all(isinstance(i, (int, float)) and 0 <= i < len(SIGMA_LADDER) for i in sigmas):
