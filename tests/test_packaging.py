@@ -36,8 +36,10 @@ def installed(tmp_path_factory):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "segapp", src / "segapp", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     prefix = root / "prefix"
+    # --ignore-installed: pip would otherwise uninstall the environment's own (editable) segapp first
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--no-index", "--prefix", str(prefix), str(src)], capture_output=True, text=True, timeout=300)
+                        "--ignore-installed", "--no-index", "--prefix", str(prefix), str(src)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     assert (site / "segapp" / "ui" / "assets" / "segapp.css").is_file()  # package data came along
