@@ -144,3 +144,26 @@ def test_float16_disk_tiles_predict_like_float32(tmp_path):
     assert agree > 0.99
     assert next((tmp_path / "16").glob("*/*/*.npy")).stat().st_size < \
         0.6 * next((tmp_path / "32").glob("*/*/*.npy")).stat().st_size
+
+
+def test_band_by_band_probabilities_equal_one_region_and_combined_parts_fill_their_columns(tmp_path):
+    """Overlay tiles are classified in row bands straight from the float16 tiles: the same numbers."""
+    from segapp.ui import overlay_tiles as OT
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((150, 130)) * 60).astype(np.uint8)
+    img[40:110, 30:100] += 150
+    lab = np.zeros(img.shape, np.uint8)
+    lab[5:8, 5:120], lab[70:73, 40:90] = 1, 2
+    seg = Segmenter(features="classical+effnet-lite0", n_estimators=8,
+                    cache=DiskFeatureCache(tmp_path / "c", max_memory_bytes=0))  # every tile a float16 map
+    seg.fit([img], [lab])
+    tiles = seg.feature_tiles(img)
+    whole = seg.proba_of(np.concatenate([p.region(0, 150, 0, 130) for p in tiles.parts], axis=-1))
+    old = OT.BAND_PIXELS
+    try:
+        OT.BAND_PIXELS = 997  # many bands, not aligned to rows or tiles
+        for step in (1, 2, 3):
+            np.testing.assert_array_equal(OT.tile_proba(seg, tiles, (0, 150, 0, 130), step), whole[::step, ::step])
+    finally:
+        OT.BAND_PIXELS = old

@@ -203,22 +203,25 @@ class TiledFeatures:
             out[sel] = tile[rr[sel] - y0, cc[sel] - x0]
         return out
 
-    def region(self, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
+    def region(self, y0: int, y1: int, x0: int, x1: int, step: int = 1, out: np.ndarray | None = None) -> np.ndarray:
         """Features of the pixels ``y0:y1:step, x0:x1:step`` as ``(ny, nx, F)`` float32.
 
-        A region that is exactly one tile comes back without a copy (do not write to it).
+        A region that is exactly one tile comes back without a copy (do not write to it),
+        unless ``out`` (a float32 ``(ny, nx, F)`` array, e.g. a view of a wider one) is given
+        to be filled.
         """
         touched = self.grid.touching(y0, y1, x0, x1)
-        if step == 1 and len(touched) == 1 and self.grid.box(touched[0]) == (y0, y1, x0, x1):
+        if out is None and step == 1 and len(touched) == 1 and self.grid.box(touched[0]) == (y0, y1, x0, x1):
             return self.tile(touched[0])
         ys, xs = np.arange(y0, y1, step), np.arange(x0, x1, step)
-        out = np.empty((ys.size, xs.size, self.n_features), np.float32)
+        if out is None:
+            out = np.empty((ys.size, xs.size, self.n_features), np.float32)
         for index in touched:
             by0, by1, bx0, bx1 = self.grid.box(index)
             iy = np.flatnonzero((ys >= by0) & (ys < by1))
             ix = np.flatnonzero((xs >= bx0) & (xs < bx1))
             if iy.size and ix.size:
-                t = self.tile(index) if step == 1 else self.cached(index)  # strided: read only those pixels
+                t = self.cached(index)  # a float16 memory map: read (and convert) only these pixels
                 t = self.tile(index) if t is None else t
                 out[iy[0]:iy[-1] + 1, ix[0]:ix[-1] + 1] = t[ys[iy[0]] - by0:ys[iy[-1]] - by0 + 1:step,
                                                             xs[ix[0]] - bx0:xs[ix[-1]] - bx0 + 1:step]
@@ -271,7 +274,13 @@ class CombinedTiles:
         return np.concatenate([p.at(rr, cc) for p in self.parts], axis=-1)
 
     def region(self, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
-        return np.concatenate([p.region(y0, y1, x0, x1, step) for p in self.parts], axis=-1)
+        """The parts' features side by side, each written straight into its columns (no concatenation)."""
+        out = np.empty((len(range(y0, y1, step)), len(range(x0, x1, step)), self.n_features), np.float32)
+        start = 0
+        for p in self.parts:
+            p.region(y0, y1, x0, x1, step, out=out[..., start:start + p.n_features])
+            start += p.n_features
+        return out
 
     def full(self) -> np.ndarray:
         return self.region(0, self.grid.h, 0, self.grid.w)

@@ -114,8 +114,7 @@ def run_plan(sess, seg, k: str, version: int, todo: list, *, budget_s: float = 0
     todo = list(todo)
     while todo and (not done or time.perf_counter() - t0 < budget_s):
         step, ty, tx = todo.pop(0)
-        y0, y1, x0, x1 = grid.box((ty, tx))
-        proba = seg.proba_of(tiles.region(y0, y1, x0, x1, step))
+        proba = tile_proba(seg, tiles, grid.box((ty, tx)), step)
         labels = seg.predict(None, proba=proba)
         item = _item(k, step, (ty, tx))
         sess.store.put_array(sess.sid, "tile", item, labels)
@@ -127,6 +126,33 @@ def run_plan(sess, seg, k: str, version: int, todo: list, *, budget_s: float = 0
     if any(d[0] == 1 for d in done) and not any(t[0] == 1 for t in todo):
         stitch(sess, seg, k, version, grid)
     return done, todo
+
+
+BAND_PIXELS = 1 << 17  # pixels whose features are gathered (float32) and classified at once
+
+
+def tile_proba(seg, tiles, box, step: int) -> np.ndarray:
+    """Class probabilities of the pixels ``y0:y1:step, x0:x1:step`` of ``box``, in row bands.
+
+    A band's features are read from the cached tiles (float16 on disk) and converted
+    only for that band: a 1 MP tile of the default features is 0.9 GB as one float32
+    array, which took longer to assemble than the forest took to classify it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Seg:  # a stand-in: the probabilities are the features
+    ...     def proba_of(self, f): return f
+    >>> class Tiles:
+    ...     def region(self, y0, y1, x0, x1, step): return np.mgrid[y0:y1:step, x0:x1:step].transpose(1, 2, 0)
+    >>> tile_proba(Seg(), Tiles(), (0, 5, 0, 4), 2).shape
+    (3, 2, 2)
+    """
+    y0, y1, x0, x1 = box
+    nx = len(range(x0, x1, step))
+    band = step * max(1, BAND_PIXELS // max(1, nx))
+    return np.concatenate([seg.proba_of(tiles.region(b, min(b + band, y1), x0, x1, step))
+                           for b in range(y0, y1, band)])
 
 
 def stitch(sess, seg, k: str, version: int, grid: TileGrid) -> bool:
