@@ -133,6 +133,10 @@ def test_a_stroke_on_a_large_view_answers_with_a_coarse_preview_and_the_detail_f
     assert [d[0] for d in out["done"]] == [4] * 4  # 4 x 100x100 px = 40,000 px > 4,000: step 4 (2,500 px)
     assert [t[0] for t in out["todo"][:4]] == [1] * 4 and sess.result(k) is None  # then the view at full detail
     seg = load_model(sess, services.models, services.feature_cache)
+    sent = OT.overlays(sess, seg, k, out["done"], "segmentation", None, sess.classes(), view)
+    assert sorted((t["i"], t["s"]) for t in sent) == [(0, 4), (1, 4), (3, 4), (4, 4)]  # the preview is shown
+    again = OT.current_overlays(sess, seg, k, out["version"], "segmentation", None, sess.classes(), view)
+    assert sorted((t["i"], t["s"]) for t in again) == [(0, 4), (1, 4), (3, 4), (4, 4)]  # also after a re-render
     OT.run_plan(sess, seg, k, out["version"], out["todo"], budget_s=float("inf"))
     whole = Segmenter.load(sess.model_bytes())
     whole.cache = services.feature_cache

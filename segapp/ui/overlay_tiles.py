@@ -204,7 +204,8 @@ def tile_overlay(sess, k: str, step: int, index, grid: TileGrid, mode: str, prob
 def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: dict | None,
              skip=()) -> list[dict]:
     """Tile overlays worth sending for predicted ``entries`` ([step, ty, tx]): those at the display
-    step, and step-1 tiles in view when the view is zoomed in past the display resolution."""
+    step, step-1 tiles in view when the view is zoomed in past the display resolution, and a
+    stroke's coarse preview of the tiles in view (the browser keeps the finest it has)."""
     grid = plane_grid(sess, seg, k)
     disp = plane_steps(sess, k)[2]
     lvl = view_step(view, disp)
@@ -213,7 +214,7 @@ def overlays(sess, seg, k: str, entries, mode: str, proba_class, classes, view: 
     for step, ty, tx in entries:
         if f"{ty * grid.shape[1] + tx}:{step}" in skip:
             continue
-        if step == disp or (step == lvl and (ty, tx) in visible):
+        if step == disp or (step >= lvl and (ty, tx) in visible):
             o = tile_overlay(sess, k, step, (ty, tx), grid, mode, proba_class, classes)
             if o:
                 out.append(o)
@@ -229,9 +230,10 @@ def current_overlays(sess, seg, k: str, version: int, mode: str, proba_class, cl
     lvl = view_step(view, disp)
     entries = []
     for index in grid:
-        for step in sorted({lvl, disp}):
-            if tile_version(sess, k, step, index) == version:
-                entries.append([step, index[0], index[1]])
+        steps = [s for s in sorted({lvl, disp}) if tile_version(sess, k, s, index) == version]
+        if not steps:  # only a stroke's preview so far (the detail is on its way)
+            steps = [s for s in (lvl * 2 ** j for j in range(1, 7)) if tile_version(sess, k, s, index) == version][:1]
+        entries += [[step, index[0], index[1]] for step in steps]
     return overlays(sess, seg, k, entries, mode, proba_class, classes, view)
 
 
