@@ -82,8 +82,8 @@ class Segmenter:
     prior_correction : float in [0, 1], optional
         Label-shift correction (:mod:`segapp.prior`): after the fit, a fixed random
         sample of at most ``prior.SAMPLE_ROWS`` unpainted pixels of the painted images
-        (of at most ``prior.MAX_TILES`` feature tiles per image, those under the paint
-        first) is predicted, and from then on each class's probability is multiplied by
+        (on an image of more than ``prior.MAX_TILES`` feature tiles, only in the tiles
+        under the paint) is predicted, and from then on each class's probability is multiplied by
         ``(predicted share / training share) ** prior_correction`` (then renormalised),
         so classes painted more than they occur are not over-predicted.  0 (or None)
         = off.  Default from :mod:`segapp.defaults`; the strength lives in
@@ -301,7 +301,7 @@ class Segmenter:
     def _prior_correction(self, clf, images, labels, y) -> dict | None:
         """Class factors from ``clf``'s predictions on a fixed sample of unpainted pixels (features
         through the tile cache, as prediction reads them; on an image of more than
-        ``prior.MAX_TILES`` tiles, from the painted tiles and random others up to that many);
+        ``prior.MAX_TILES`` tiles, from the painted tiles only);
         None if no pixel is unpainted."""
         labels = [np.asarray(lab) for lab in labels]
         tiles = [self.feature_tiles(img, self.extractor) for img in images]

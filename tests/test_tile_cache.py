@@ -71,9 +71,9 @@ def test_cached_tiles_are_never_recomputed_across_strokes_and_processes(tmp_path
     assert len(tiles.grid) == 9
     seg.fit(img, lab)
     painted_tiles = set(np.unique(tiles.grid.of_pixels(*np.nonzero(lab))).tolist())
-    # training touches only the tiles under the paint, plus, for the prior correction's sample of
-    # unpainted pixels, random others up to prior.MAX_TILES
-    assert len(counted) == (max(len(painted_tiles), prior.MAX_TILES) if alpha else len(painted_tiles)) < 9
+    # training touches only the tiles under the paint (the prior correction's sample of unpainted
+    # pixels stays in them on an image of more than prior.MAX_TILES tiles)
+    assert len(counted) == len(painted_tiles) < 9
     seg.predict_proba(img, tiles=tiles)
     assert len(counted) == 9  # prediction adds the others, once each
     for k in range(3):  # later strokes: retrain + predict, nothing extracted again
