@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from segapp import prior
 from segapp.features import FeatureCache, get_extractor
 from segapp.features.cache import DiskFeatureCache, TileCache
 from segapp.features.classical import ClassicalFeatures
