@@ -200,20 +200,16 @@ def _parse_simple(text: str, max_points: int, fill_only: bool):
     matches = [_SIMPLE_SUBPATH.fullmatch(part) for part in parts]
     if not all(matches):
         return None
-    values = _NUMBER.findall(text)
-    if len(values) > 2 * max_points:
+    per_part = [_NUMBER.findall(part) for part in parts]  # each subpath tokenised once
+    if sum(map(len, per_part)) > 2 * max_points:
         raise AnnotationError(f"path has more than {max_points:,} points; "
                               + ("split the label image" if fill_only else "draw shorter strokes"))
-    xy = np.array(values, dtype=np.float64).reshape(-1, 2)
+    xy = np.array([v for values in per_part for v in values], dtype=np.float64).reshape(-1, 2)
     if not np.isfinite(xy).all():
         return None  # the token loop names the coordinate
     np.clip(xy, -COORD_LIMIT, COORD_LIMIT, out=xy)
-    out, start = [], 0
-    for part, m in zip(parts, matches):
-        n = len(_NUMBER.findall(part)) // 2
-        out.append((xy[start:start + n], m.group(1) == "Z"))
-        start += n
-    return out
+    ends = np.cumsum([len(values) // 2 for values in per_part])
+    return [(xy[end - len(values) // 2:end], m.group(1) == "Z") for values, end, m in zip(per_part, ends, matches)]
 
 
 def _clip_segment(p0, p1, box):

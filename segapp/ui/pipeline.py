@@ -395,15 +395,14 @@ def first_batch(sess: Session, k: str, todo: list, view: dict | None, *, preview
     from . import overlay_tiles as OT
 
     h, w = sess.meta(split_key(k)[0])["shape"][1:3]
-    if preview:
-        grid = OT.TileGrid((h, w), OT.TILE)
-        step = view_step(view, display_step(h, w))
-        coarse = OT.preview_step(grid, OT.tile_order(grid, view)[0], step)
-        n = next((i for i, entry in enumerate(todo) if entry[0] != coarse), len(todo))
-        if coarse > step and n:
+    grid = OT.TileGrid((h, w), OT.TILE)
+    visible = set(OT.tile_order(grid, view)[0])
+    step = view_step(view, display_step(h, w))
+    if preview:  # the plan's leading entries coarser than the view, in view, are the preview (see OT.plan)
+        n = next((i for i, (s, ty, tx) in enumerate(todo) if s <= step or (ty, tx) not in visible), len(todo))
+        if n:
             return n
     if display_step(h, w) == 1 and h * w <= 4 * 1024 * 1024:
         return len(todo)  # up to 4 tiles at full resolution: the whole result now, as before
-    grid = OT.TileGrid((h, w), OT.TILE)
-    n_visible = len(OT.tile_order(grid, view)[0])
+    n_visible = len(visible)
     return max(1, min(n_visible, len(todo)))
