@@ -126,7 +126,7 @@ def parse_path(path: str, *, fill_only: bool = False) -> list[tuple[np.ndarray, 
     max_chars, max_points = (MAX_FILL_PATH_CHARS, MAX_FILL_POINTS) if fill_only else (MAX_PATH_CHARS, MAX_STROKE_POINTS)
     if path and len(path) > max_chars:
         raise AnnotationError(f"path is {len(path):,} characters long; at most {max_chars:,} are drawn")
-    text = str(path or "").strip().rstrip(",").rstrip()
+    text = str(path or "").strip().rstrip(", \t\r\n")  # trailing separators mean nothing
     simple = _parse_simple(text, max_points, fill_only)
     if simple is not None:
         return simple
