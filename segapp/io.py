@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import logging
+import re
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -116,7 +117,8 @@ def _decode(data: bytes, name, limits: Limits, labels: bool) -> np.ndarray:
         raise _fail(name, f"corrupt {kind or 'image'} file (structure nested too deeply)") from None
     except Exception as exc:  # decoders raise many types on corrupt input
         if kind:
-            raise _fail(name, f"truncated or corrupt {kind} file ({type(exc).__name__}: {exc})") from None
+            detail = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", str(exc))  # no object reprs on screen
+            raise _fail(name, f"truncated or corrupt {kind} file ({type(exc).__name__}: {detail})") from None
         what = "a PDF document, not an image" if data.startswith(b"%PDF") else "not a recognised image format"
         raise _fail(name, f"{what} (expected PNG, JPEG or TIFF)") from None
 

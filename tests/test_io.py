@@ -295,3 +295,9 @@ def test_standardize_maps_mean_and_two_sd():
     np.testing.assert_allclose(out.std(axis=(0, 1)), 0.25, atol=1e-4)
     np.testing.assert_allclose(out[..., 0], normalize(img[..., 0] * 0.5 + 3, "standardize"), atol=1e-5)
     assert np.all(normalize(np.full((4, 4), 9), "standardize") == 0)
+
+
+def test_a_corrupt_file_message_names_no_python_object():
+    with pytest.raises(ImageReadError) as e:
+        sio.read_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, name="bad.png")
+    assert "truncated or corrupt PNG" in str(e.value) and " at 0x" not in str(e.value), str(e.value)
